@@ -1,0 +1,96 @@
+"""`attn`: the suite's Lightning CLI.
+
+    attn fit --config timeseries/configs/dlinear_etth1.yaml
+    attn test --config ... --ckpt_path path/to/last.ckpt
+    attn fit --config ... --print_config
+
+Models and data are named by `class_path` (any `BaseTask` subclass and any LightningDataModule).
+Every run logs to MLflow (experiment `<domain>/<dataset>`), saves its resolved config as an
+artifact, and keeps a `last.ckpt` for `--ckpt_path` resume.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from jsonargparse import lazy_instance
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from core.callbacks import SaveConfigToMLflow
+from core.task import BaseTask
+from core.tracking import MLflowLogger
+
+
+class AttnCLI(LightningCLI):
+    """LightningCLI with MLflow logging, tags and config artifacts wired in."""
+
+    def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs: Any) -> None:
+        super().__init__(
+            BaseTask,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=SaveConfigToMLflow,
+            trainer_defaults={"logger": lazy_instance(MLflowLogger), "default_root_dir": "checkpoints"},
+            auto_configure_optimizers=False,
+            args=args,
+            run=run,
+            **kwargs,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True})
+
+    def before_fit(self) -> None:
+        self._configure_tracking()
+
+    def before_validate(self) -> None:
+        self._configure_tracking()
+
+    def before_test(self) -> None:
+        self._configure_tracking()
+
+    def before_predict(self) -> None:
+        self._configure_tracking()
+
+    def _configure_tracking(self) -> None:
+        """Name the experiment `<domain>/<dataset>` and tag the run before the logger creates it."""
+        task: BaseTask = self.model
+        dataset = getattr(self.datamodule, "dataset_name", type(self.datamodule).__name__)
+        tags = {**task.tracking_tags(), "dataset": str(dataset), "seed": str(self._get(self.config, "seed_everything"))}
+        tags["subcommand"] = str(self.subcommand)
+        for logger in self.trainer.loggers:
+            if isinstance(logger, MLflowLogger):
+                logger.configure(f"{task.domain}/{dataset}", tags["model"], tags)
+                logger.log_hyperparams({"params": task.num_parameters(), **_flat_config(self.config_dump())})
+
+    def config_dump(self) -> dict[str, Any]:
+        """The resolved config of the running subcommand as a plain dict."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        return config.as_dict()
+
+
+def _flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten the model, data and seed entries of a config into `a.b.c` keys for MLflow params."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if not prefix and key not in ("model", "data", "seed_everything"):
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat_config(value, prefix=f"{name}."))
+        elif value is not None:
+            flat[name.replace(".init_args", "")] = value
+    return flat
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console entry point of `attn`."""
+    AttnCLI(args=args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The base LightningModule every domain task derives from.
+
+A task owns the loss, the metrics and the optimizer; the wrapped `model` is a plain `nn.Module`
+that knows nothing about Lightning. The optimizer and LR schedule come from the config as
+callables (Lightning CLI's dependency injection), e.g.::
+
+    optimizer:
+      class_path: torch.optim.Adam
+      init_args: {lr: 0.005}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+Role = Literal["auto", "baseline", "model"]
+
+
+class BaseTask(L.LightningModule):
+    """Shared training glue: optimizer/scheduler from config, metric names, tracking tags.
+
+    Args:
+        model: the network (`class_path` in the config); its class attribute `role`
+            (`"baseline"` or `"model"`) and attribute `kernel` become MLflow tags.
+        optimizer: a callable taking the parameters (default Adam with torch's default lr).
+        lr_scheduler: optional callable taking the optimizer; stepped every epoch unless it is
+            a `OneCycleLR`-style per-step schedule (see `scheduler_interval`).
+        scheduler_interval: `"epoch"` or `"step"`.
+        role: overrides the model's own role tag.
+    """
+
+    domain: ClassVar[str] = "core"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+        role: Role = "auto",
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.optimizer = optimizer
+        self.lr_scheduler = lr_scheduler
+        self.scheduler_interval = scheduler_interval
+        self.role = role
+
+    def forward(self, *args, **kwargs):  # noqa: D102 - delegates to the model
+        return self.model(*args, **kwargs)
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:  # parameter-free baselines (e.g. Repeat) still run through the Trainer
+            params = [nn.Parameter(torch.zeros(1))]
+        optimizer = self.optimizer(params)
+        if self.lr_scheduler is None:
+            return optimizer
+        scheduler = self.lr_scheduler(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    def log_metrics(self, stage: str, metrics: Mapping[str, Tensor | float], batch_size: int | None = None) -> None:
+        """Log `metrics` under the shared names `<stage>/<name>` (e.g. `test/mse`)."""
+        on_step = stage == "train"
+        self.log_dict(
+            {f"{stage}/{name}": value for name, value in metrics.items()},
+            on_step=on_step, on_epoch=True, prog_bar=stage != "test", batch_size=batch_size, sync_dist=not on_step,
+        )
+
+    def tracking_tags(self) -> dict[str, str]:
+        """MLflow tags describing this run: domain, model, role and attention kernel."""
+        role = self.role if self.role != "auto" else getattr(self.model, "role", "model")
+        return {
+            "domain": self.domain,
+            "model": type(self.model).__name__,
+            "role": role,
+            "kernel": str(getattr(self.model, "kernel", "none")),
+        }
+
+    def num_parameters(self) -> int:
+        """Trainable parameters of the wrapped model."""
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)

@@ -1,0 +1,1 @@
+"""molecules package."""
