@@ -43,9 +43,19 @@ class AttnCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True})
+        parser.add_argument(
+            "--test_after_fit", type=bool, default=False,
+            help="after `fit`, test the best checkpoint (by checkpoint.monitor, else the last) in the same MLflow run",
+        )
 
     def before_fit(self) -> None:
         self._configure_tracking()
+
+    def after_fit(self) -> None:
+        if not self._get(self.config, "test_after_fit"):
+            return
+        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
 
     def before_validate(self) -> None:
         self._configure_tracking()
@@ -65,12 +75,8 @@ class AttnCLI(LightningCLI):
         for logger in self.trainer.loggers:
             if isinstance(logger, MLflowLogger):
                 logger.configure(f"{task.domain}/{dataset}", tags["model"], tags)
-                logger.log_hyperparams({"params": task.num_parameters(), **_flat_config(self.config_dump())})
-
-    def config_dump(self) -> dict[str, Any]:
-        """The resolved config of the running subcommand as a plain dict."""
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        return config.as_dict()
+                # Lightning's resolved config of the running subcommand, as a plain dict
+                logger.log_hyperparams({"params": task.num_parameters(), **_flat_config(self.config_dump)})
 
 
 def _flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

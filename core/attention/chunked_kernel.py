@@ -29,10 +29,11 @@ def chunked_attention(
         t is not None and t.requires_grad for t in (q, k, v, bias, mask)
     )
     outs = []
+    q = q * scale  # once here rather than on every score block
     for qs in range(0, q_len, block_q):
         qe = min(qs + block_q, q_len)
         args = (q[:, :, qs:qe], k, v, _rows(mask, qs, qe), _rows(bias, qs, qe))
-        kwargs = dict(q_start=qs, q_total=q_len, causal=causal, scale=scale, dropout_p=dropout_p, block_k=block_k)
+        kwargs = dict(q_start=qs, q_total=q_len, causal=causal, dropout_p=dropout_p, block_k=block_k)
         if needs_grad:
             outs.append(checkpoint(_query_block, *args, use_reentrant=False, **kwargs))
         else:
@@ -50,9 +51,9 @@ def _cols(t: Tensor | None, start: int, end: int) -> Tensor | None:
 
 def _query_block(
     qb: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, bias: Tensor | None, *,
-    q_start: int, q_total: int, causal: bool, scale: float, dropout_p: float, block_k: int,
+    q_start: int, q_total: int, causal: bool, dropout_p: float, block_k: int,
 ) -> Tensor:
-    """Online-softmax attention of one query block over all key blocks."""
+    """Online-softmax attention of one (pre-scaled) query block over all key blocks."""
     k_len = k.shape[-2]
     offset = k_len - q_total  # causal: query i sees keys j <= i + offset
     bq = qb.shape[-2]
@@ -65,7 +66,7 @@ def _query_block(
         if causal and ks > last_visible:
             break
         ke = min(ks + block_k, k_len)
-        s = torch.matmul(qb, k[:, :, ks:ke].transpose(-2, -1)).float() * scale
+        s = torch.matmul(qb, k[:, :, ks:ke].transpose(-2, -1)).float()
         b = _cols(bias, ks, ke)
         if b is not None:
             s = s + b

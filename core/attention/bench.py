@@ -1,0 +1,163 @@
+"""`attn-bench attention`: time and peak memory of every kernel over sequence length.
+
+CPU (always): batch 1, 8 heads, head_dim 64, fp32, forward pass, seq 512..32768; the extra peak
+resident memory of each call is read from the kernel's VmHWM after resetting it, and time ratios
+are taken against `sdpa` measured in the same run. `math` is skipped where its score matrix alone
+would not fit the budget. GPU (when CUDA is present): triton vs sdpa in bf16, forward and
+forward+backward, causal and not, head_dim 64 and 128, in TFLOP/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from collections.abc import Callable
+
+import torch
+
+from core.attention.functional import attention
+from core.bench import add_common_arguments, report
+
+CPU_KERNELS = ("math", "sdpa", "chunked", "linear")
+CPU_SEQS = (512, 1024, 2048, 4096, 8192, 16384, 32768)
+GPU_SEQS = (1024, 2048, 4096, 8192, 16384)
+
+
+def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("attention", help="kernel time and peak memory over sequence length")
+    p.add_argument("--seqs", type=int, nargs="+", default=list(CPU_SEQS))
+    p.add_argument("--kernels", nargs="+", default=list(CPU_KERNELS))
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--head-dim", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per point (median); 1 above seq 8192")
+    p.add_argument("--math-budget-gib", type=float, default=6.0, help="skip math when its scores exceed this")
+    p.add_argument("--gpu", action="store_true", help="also run the GPU triton-vs-sdpa table (needs CUDA)")
+    add_common_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _rss(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM (peak RSS) to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+def measure_cpu(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float | None]:
+    """Median seconds of `fn` and its extra peak resident memory in GiB (None if unmeasurable)."""
+    gc.collect()
+    can_reset = _reset_peak()
+    base = _rss("VmRSS")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+        del out
+    peak = (_rss("VmHWM") - base) / 2**30 if can_reset else None
+    return sorted(times)[len(times) // 2], peak
+
+
+def cpu_rows(args: argparse.Namespace) -> list[dict]:
+    rows = []
+    with torch.inference_mode():
+        for seq in args.seqs:
+            g = torch.Generator().manual_seed(seq)
+            q, k, v = (torch.randn(1, args.heads, seq, args.head_dim, generator=g) for _ in range(3))
+            repeats = args.repeats if seq <= 8192 else 1
+            point: dict[str, tuple[float, float | None]] = {}
+            for kernel in args.kernels:
+                score_gib = args.heads * seq * seq * 4 / 2**30
+                if kernel == "math" and score_gib > args.math_budget_gib:
+                    rows.append(_row(kernel, seq, args, None, None, f"skipped: scores alone need {score_gib:.0f} GiB"))
+                    continue
+                attention(q[:, :, :64], k[:, :, :64], v[:, :, :64], kernel=kernel)  # warm-up
+                point[kernel] = measure_cpu(lambda kernel=kernel: attention(q, k, v, kernel=kernel), repeats)
+            for kernel, (seconds, peak) in point.items():
+                ratio = seconds / point["sdpa"][0] if "sdpa" in point else None
+                rows.append(_row(kernel, seq, args, seconds, peak, ratio=ratio))
+            print(f"  seq {seq}: " + ", ".join(f"{k} {s:.3f}s" for k, (s, _) in point.items()), flush=True)
+    return rows
+
+
+def _row(kernel, seq, args, seconds, peak, note=None, ratio=None) -> dict:
+    return {
+        "model": kernel, "role": "baseline" if kernel == "sdpa" else "model", "dataset": "random",
+        "params": 0, "seconds": seconds, "seq": seq, "device": "cpu",
+        "metrics": {"peak_gib": peak, "time_vs_sdpa": ratio}, "note": note,
+    }
+
+
+def gpu_rows(args: argparse.Namespace) -> list[dict]:
+    rows = []
+    device = torch.device("cuda")
+    for head_dim in (64, 128):
+        heads = 2048 // head_dim  # constant model width 2048
+        for causal in (False, True):
+            for seq in GPU_SEQS:
+                batch = max(1, 16384 // seq)
+                shape = (batch, heads, seq, head_dim)
+                q, k, v = (torch.randn(shape, device=device, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+                flops_fwd = 4 * batch * heads * seq * seq * head_dim * (0.5 if causal else 1.0)
+                for kernel in ("sdpa", "triton"):
+                    for mode in ("fwd", "fwd+bwd"):
+                        def call(kernel=kernel, mode=mode):
+                            out = attention(q, k, v, causal=causal, kernel=kernel)
+                            if mode == "fwd+bwd":
+                                out.backward(torch.ones_like(out))
+                        seconds = _cuda_time(call)
+                        flops = flops_fwd * (3.5 if mode == "fwd+bwd" else 1.0)  # bwd ~2.5x fwd
+                        rows.append({
+                            "model": kernel, "role": "baseline" if kernel == "sdpa" else "model", "dataset": "random",
+                            "params": 0, "seconds": seconds, "seq": seq, "head_dim": head_dim, "causal": causal,
+                            "mode": mode, "device": torch.cuda.get_device_name(0),
+                            "metrics": {"tflops": flops / seconds / 1e12},
+                        })
+    return rows
+
+
+def _cuda_time(fn: Callable[[], None], repeats: int = 10) -> float:
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(repeats):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / 1000 / repeats
+
+
+def run(args: argparse.Namespace) -> None:
+    rows = cpu_rows(args)
+    notes = []
+    linear = {r["seq"]: r["seconds"] for r in rows if r["model"] == "linear" and r["seconds"]}
+    if 16384 in linear and 32768 in linear:
+        notes.append(f"linear attention time 16384 -> 32768: x{linear[32768] / linear[16384]:.2f} (target < 2.3)")
+    chunked = [r for r in rows if r["model"] == "chunked" and r["seq"] == max(args.seqs)]
+    if chunked and chunked[0]["metrics"]["peak_gib"] is not None:
+        notes.append(f"chunked extra peak memory at seq {max(args.seqs)}: {chunked[0]['metrics']['peak_gib']:.2f} GiB")
+    if args.gpu:
+        if not torch.cuda.is_available():
+            raise SystemExit("attn-bench attention --gpu: no CUDA device available")
+        rows += gpu_rows(args)
+    report(
+        rows, experiment="bench/attention", title="attention kernels: seconds and extra peak memory",
+        json_path=args.json, log_mlflow=not args.no_mlflow, notes=notes,
+        columns=["model", "device", "seq", "head_dim", "causal", "mode", "seconds", "peak_gib", "time_vs_sdpa", "tflops", "note"],
+    )
+
+
+__all__ = ["add_subcommand", "run"]
