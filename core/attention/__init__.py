@@ -3,10 +3,9 @@
 from core.attention.axial import AxialAttention
 from core.attention.channel import ChannelAttention
 from core.attention.functional import KERNELS, Kernel, attention, repeat_kv
-from core.attention.linear import (
-    FourierMixer,
-    LinformerAttention,
-    NystromAttention,
+from core.attention.linear import FourierMixer, LinformerAttention, NystromAttention
+from core.attention.linear_kernel import (
+    LinearAttentionState,
     linear_attention,
     linear_attention_step,
 )
@@ -19,7 +18,12 @@ from core.attention.position import (
     alibi_bias,
     alibi_slopes,
 )
-from core.attention.window import WindowAttention, shift_window_mask, window_partition, window_reverse
+from core.attention.window import (
+    WindowAttention,
+    shift_window_mask,
+    window_partition,
+    window_reverse,
+)
 
 __all__ = [
     "KERNELS",
@@ -27,6 +31,7 @@ __all__ = [
     "ChannelAttention",
     "FourierMixer",
     "Kernel",
+    "LinearAttentionState",
     "LinformerAttention",
     "MultiHeadAttention",
     "NystromAttention",

@@ -83,7 +83,7 @@ def cpu_rows(args: argparse.Namespace) -> list[dict]:
                     rows.append(_row(kernel, seq, args, None, None, f"skipped: scores alone need {score_gib:.0f} GiB"))
                     continue
                 attention(q[:, :, :64], k[:, :, :64], v[:, :, :64], kernel=kernel)  # warm-up
-                point[kernel] = measure_cpu(lambda kernel=kernel: attention(q, k, v, kernel=kernel), repeats)
+                point[kernel] = measure_cpu(lambda kernel=kernel, q=q, k=k, v=v: attention(q, k, v, kernel=kernel), repeats)
             for kernel, (seconds, peak) in point.items():
                 ratio = seconds / point["sdpa"][0] if "sdpa" in point else None
                 rows.append(_row(kernel, seq, args, seconds, peak, ratio=ratio))
@@ -112,7 +112,7 @@ def gpu_rows(args: argparse.Namespace) -> list[dict]:
                 flops_fwd = 4 * batch * heads * seq * seq * head_dim * (0.5 if causal else 1.0)
                 for kernel in ("sdpa", "triton"):
                     for mode in ("fwd", "fwd+bwd"):
-                        def call(kernel=kernel, mode=mode):
+                        def call(kernel=kernel, mode=mode, causal=causal, q=q, k=k, v=v):
                             out = attention(q, k, v, causal=causal, kernel=kernel)
                             if mode == "fwd+bwd":
                                 out.backward(torch.ones_like(out))

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from core.attention.chunked_kernel import chunked_attention
-from core.attention.linear import linear_attention
+from core.attention.linear_kernel import linear_attention
 from core.attention.math_kernel import math_attention
 from core.attention.sdpa_kernel import sdpa_attention
 from core.attention.triton_kernel import triton_attention

@@ -9,7 +9,11 @@ from timm.layers import DropPath, LayerNorm2d, trunc_normal_
 from torch.nn import RMSNorm
 
 from core.blocks.ffn import MLP, GatedFFN
-from core.blocks.positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding, sinusoidal_table
+from core.blocks.positional import (
+    LearnedPositionalEncoding,
+    SinusoidalPositionalEncoding,
+    sinusoidal_table,
+)
 from core.blocks.transformer import (
     TransformerDecoderLayer,
     TransformerEncoder,

@@ -27,8 +27,8 @@ def rand(*shape, seed=0):
 
 
 def heads(x, n):
-    b, l, c = x.shape
-    return x.view(b, l, n, c // n).transpose(1, 2)
+    b, length, c = x.shape
+    return x.view(b, length, n, c // n).transpose(1, 2)
 
 
 def test_mha_self_attention_equals_explicit_projection_math():
