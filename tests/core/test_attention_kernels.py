@@ -1,6 +1,8 @@
 """Every kernel of `core.attention.attention` against the `math` reference (values and gradients).
 
-fp32 on CPU; tolerance 1e-4 absolute and relative for values and gradients.
+fp32 on CPU (Triton through its interpreter, see tests/conftest.py); tolerance 1e-4 absolute and
+relative for values and gradients. The `linear` kernel approximates softmax and is tested
+against its own quadratic form in test_linear_attention.py.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def test_math_kernel_equals_loop_reference_with_causal_offset_and_mask():
 
 def test_fully_masked_rows_are_zero_for_every_exact_kernel():
     q, k, v = rand(1, 2, 6, 8), rand(1, 2, 3, 8, seed=1), rand(1, 2, 3, 8, seed=2)
-    for kernel in ("math", "sdpa", "chunked"):
+    for kernel in ("math", "sdpa", "chunked", "triton"):
         out = attention(q, k, v, causal=True, kernel=kernel)  # q_len > k_len: first 3 queries see nothing
         assert torch.all(out[:, :, :3] == 0), kernel
         assert torch.isfinite(out).all(), kernel
@@ -96,7 +98,7 @@ def grads(out, tensors):
     return torch.autograd.grad((out * g).sum(), tensors, allow_unused=True)
 
 
-@pytest.mark.parametrize("kernel", ["sdpa", "chunked"])
+@pytest.mark.parametrize("kernel", ["sdpa", "chunked", "triton"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_kernel_matches_math_values_and_gradients(kernel, case):
     q, k, v, kwargs = make_case(**CASES[case])
