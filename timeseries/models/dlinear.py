@@ -1,0 +1,48 @@
+"""DLinear: a moving-average decomposition followed by one linear layer per component.
+
+Zeng, Chen, Zhang, Xu, "Are Transformers Effective for Time Series Forecasting?" (AAAI 2023),
+Section 4: "DLinear ... first decomposes a raw data input into a trend component by a moving
+average kernel and a remainder (seasonal) component. Then, two one-layer linear layers are
+applied to each component, and we sum up the two features to get the final prediction."
+The decomposition is Autoformer's series decomposition block (kernel 25, edge padding).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from timeseries.models.decomposition import SeriesDecomposition
+from timeseries.models.linear import TemporalLinear
+
+
+class DLinear(nn.Module):
+    """Decomposition-Linear: `y = W_s seasonal(x) + W_t trend(x)` along time, per channel.
+
+    Args:
+        seq_len: look-back window (336 in the paper).
+        pred_len: horizon (96 / 192 / 336 / 720).
+        channels: input channels (7 for ETT with features M).
+        individual: one pair of linear layers per channel instead of one shared pair.
+        kernel_size: moving-average window of the trend (25 in the paper, odd).
+        average_init: start both layers' weights at `1 / seq_len` (an init found in one version of
+            the reference code) instead of nn.Linear's random init (the default).
+    """
+
+    role: ClassVar[str] = "baseline"
+
+    def __init__(
+        self, seq_len: int = 336, pred_len: int = 96, channels: int = 7, individual: bool = False,
+        kernel_size: int = 25, average_init: bool = False,
+    ) -> None:
+        super().__init__()
+        self.seq_len, self.pred_len, self.channels = seq_len, pred_len, channels
+        self.decomposition = SeriesDecomposition(kernel_size)
+        self.seasonal = TemporalLinear(seq_len, pred_len, channels, individual, average_init)
+        self.trend = TemporalLinear(seq_len, pred_len, channels, individual, average_init)
+
+    def forward(self, x: Tensor, x_mark: Tensor | None = None, y_mark: Tensor | None = None) -> Tensor:
+        """`x: (batch, seq_len, channels)` -> `(batch, pred_len, channels)`; the marks are ignored."""
+        seasonal, trend = self.decomposition(x)
+        return self.seasonal(seasonal) + self.trend(trend)
