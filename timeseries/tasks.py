@@ -109,8 +109,8 @@ class ForecastTask(BaseTask):
         data = getattr(self.trainer, "datamodule", None)
         if data is None:
             return
-        for name, attr in (("channels", "channels"), ("seq_len", "seq_len"), ("pred_len", "pred_len")):
-            want, have = getattr(self.model, attr, None), getattr(data, attr, None)
+        for name in ("channels", "seq_len", "pred_len"):
+            want, have = getattr(self.model, name, None), getattr(data, name, None)
             if want is not None and have is not None and want != have:
                 raise ValueError(
                     f"{type(self.model).__name__} was built with {name}={want} but {type(data).__name__} "

@@ -36,7 +36,7 @@ def test_cli_trains_dlinear_then_tests_it(store, tmp_path):
     tags, params = fit.data.tags, fit.data.params
     assert (tags["domain"], tags["dataset"], tags["model"], tags["role"]) == ("timeseries", "ETTh1", "DLinear", "baseline")
     assert params["horizon"] == "96" and params["seq_len"] == "336" and params["features"] == "M"
-    assert int(params["params"]) == 2 * (336 * 96 + 96)
+    assert int(params["params"]) == 2 * (336 * 96 + 96)  # DLinear: two Linear(336, 96)
     assert "val/mse" in fit.data.metrics and "val/mae" in fit.data.metrics
     (last,) = tmp_path.glob("checkpoints/**/last.ckpt")
     main(["test", "--config", config, f"--ckpt_path={last}", "--trainer.limit_test_batches=2", *FAST])
