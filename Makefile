@@ -14,12 +14,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(ATTN) fit --config timeseries/configs/dlinear_etth1.yaml --test_after_fit=true --trainer.enable_progress_bar=false
-	# PatchTST's paper schedule is 100 epochs; the demo gives it one short epoch at 10x the lr.
-	$(ATTN) fit --config timeseries/configs/patchtst_etth1.yaml --test_after_fit=true --trainer.enable_progress_bar=false \
-	  --trainer.max_epochs=1 --trainer.limit_train_batches=40 --model.init_args.optimizer.init_args.lr=0.001
-	$(VENV)/bin/attn-compare timeseries/ETTh1
+# Each domain adds its part of the demo in <domain>/demo.mk: a target `demo-<domain>`
+# appended to DEMOS, which trains its model and baseline and prints the comparison.
+DEMOS :=
+include $(sort $(wildcard */demo.mk))
+
+demo: $(STAMP) $(DEMOS)
 	@echo "See every run in the MLflow UI: make ui  (http://127.0.0.1:5000)"
 
 # pytest exits 5 when it collects no test; that is not a failure of the suite.

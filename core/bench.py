@@ -106,12 +106,28 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _add_broken(subparsers: argparse._SubParsersAction, name: str, target: str, error: ImportError) -> None:
+    """Register `name` so that running it says why its benchmark cannot load."""
+    parser = subparsers.add_parser(name, help=f"(unavailable: {error})", add_help=False)
+    parser.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def fail(_args: argparse.Namespace) -> None:
+        raise SystemExit(f"attn-bench {name}: cannot import {target}: {error}")
+
+    parser.set_defaults(func=fail)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of `attn-bench`."""
     parser = argparse.ArgumentParser(prog="attn-bench", description="Benchmarks of the attention suite.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for entry in sorted(entry_points(group="attn.bench"), key=lambda e: e.name):
-        entry.load()(subparsers)
+        try:
+            add_subcommand = entry.load()
+        except ImportError as error:  # one broken domain must not take the other benchmarks down
+            _add_broken(subparsers, entry.name, entry.value, error)
+            continue
+        add_subcommand(subparsers)
     args = parser.parse_args(argv)
     args.func(args)
 
