@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Each domain adds its part of the demo in <domain>/demo.mk: a target `demo-<domain>`
+# Each domain adds its part of the demo in <domain>/demo*.mk: a target `demo-<part>`
 # appended to DEMOS, which trains its model and baseline and prints the comparison.
 DEMOS :=
-include $(sort $(wildcard */demo.mk))
+include $(sort $(wildcard */demo*.mk))
 
 demo: $(STAMP) $(DEMOS)
 	@echo "See every run in the MLflow UI: make ui  (http://127.0.0.1:5000)"

@@ -10,14 +10,13 @@ forward+backward, causal and not, head_dim 64 and 128, in TFLOP/s.
 from __future__ import annotations
 
 import argparse
-import gc
-import time
 from collections.abc import Callable
 
 import torch
 
 from core.attention.functional import attention
 from core.bench import add_common_arguments, report
+from core.profiling import measure_cpu
 
 CPU_KERNELS = ("math", "sdpa", "chunked", "linear")
 CPU_SEQS = (512, 1024, 2048, 4096, 8192, 16384, 32768)
@@ -35,38 +34,6 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu", action="store_true", help="also run the GPU triton-vs-sdpa table (needs CUDA)")
     add_common_arguments(p)
     p.set_defaults(func=run)
-
-
-def _rss(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM (peak RSS) to the current RSS
-        return True
-    except OSError:
-        return False
-
-
-def measure_cpu(fn: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float | None]:
-    """Median seconds of `fn` and its extra peak resident memory in GiB (None if unmeasurable)."""
-    gc.collect()
-    can_reset = _reset_peak()
-    base = _rss("VmRSS")
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-        del out
-    peak = (_rss("VmHWM") - base) / 2**30 if can_reset else None
-    return sorted(times)[len(times) // 2], peak
 
 
 def cpu_rows(args: argparse.Namespace) -> list[dict]:

@@ -1,0 +1,85 @@
+"""Cost measurements shared by the benchmarks: parameters, FLOPs, latency and peak CPU memory.
+
+FLOPs come from torch's own `FlopCounterMode` (a multiply-add counts as 2 FLOPs; most vision
+papers report multiply-adds, i.e. `gmacs`). Latency is the median of timed calls after warm-up;
+compare models by ratios measured in the same run, never across runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of `module` (all, or only those that require grad)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+@torch.no_grad()
+def gflops(module: nn.Module, *inputs: Any, **kwargs: Any) -> float:
+    """Forward-pass GFLOPs of `module(*inputs, **kwargs)` (multiply-add = 2 FLOPs)."""
+    with FlopCounterMode(display=False) as counter:
+        module(*inputs, **kwargs)
+    return counter.get_total_flops() / 1e9
+
+
+def gmacs(module: nn.Module, *inputs: Any, **kwargs: Any) -> float:
+    """Forward-pass giga multiply-adds, the unit most papers call "FLOPs"."""
+    return gflops(module, *inputs, **kwargs) / 2
+
+
+def median_seconds(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall-clock seconds of `fn()` over `repeats` calls after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def _rss(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def reset_peak_memory() -> bool:
+    """Reset this process's peak resident memory (Linux VmHWM); False where that is impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def measure_cpu(fn: Callable[[], Any], repeats: int = 1) -> tuple[float, float | None]:
+    """Median seconds of `fn` and the peak resident memory it added, in GiB (None if unmeasurable)."""
+    gc.collect()
+    can_reset = reset_peak_memory()
+    base = _rss("VmRSS")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+        del out
+    peak = (_rss("VmHWM") - base) / 2**30 if can_reset else None
+    return sorted(times)[len(times) // 2], peak
+
+
+def peak_memory_gib() -> float:
+    """Peak resident memory of this process since start (or the last reset), in GiB."""
+    return _rss("VmHWM") / 2**30
