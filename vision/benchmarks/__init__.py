@@ -1,0 +1,1 @@
+"""Vision benchmarks: `attn-bench lowlight` and `attn-bench sr`."""

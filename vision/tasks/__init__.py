@@ -1,0 +1,1 @@
+"""Vision LightningModules: low-light enhancement and super-resolution."""

@@ -1,0 +1,1 @@
+"""Vision data: image I/O, paired and HR-only datasets, datamodules."""
