@@ -1,0 +1,1 @@
+"""Molecule models: R-MAT and MAT (attention), fingerprint / descriptor random forests (baselines)."""

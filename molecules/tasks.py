@@ -1,0 +1,204 @@
+"""`MoleculePropertyTask`: the LightningModule of MAT and R-MAT (regression or classification).
+
+Regression trains MSE on targets standardized with the training split's mean and standard
+deviation (stored as buffers, so checkpoints predict on the original scale) and reports
+`rmse`/`mae` on the original scale over the whole split. Classification trains binary
+cross-entropy per task and reports `roc_auc`, the mean over tasks of scikit-learn's ROC-AUC
+(tasks whose split holds a single class are left out). Missing labels are masked out of the
+loss and the metrics. After testing, the attention of one test molecule is drawn over its
+structure and logged as the MLflow artifact `attention/<model>.png`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from sklearn.metrics import roc_auc_score
+from torch import Tensor, nn
+
+from core.task import BaseTask, Role
+from core.tracking import log_figure
+
+Batch = dict[str, Tensor]
+
+
+def masked_loss(prediction: Tensor, target: Tensor, label_mask: Tensor, task_type: str) -> Tensor:
+    """Mean MSE (regression) or BCE-with-logits (classification) over present labels only."""
+    if task_type == "regression":
+        per_label = (prediction - target) ** 2
+    else:
+        per_label = F.binary_cross_entropy_with_logits(prediction, target, reduction="none")
+    weights = label_mask.to(per_label.dtype)
+    return (per_label * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def mean_roc_auc(scores: np.ndarray, labels: np.ndarray, label_mask: np.ndarray) -> float:
+    """Mean ROC-AUC over tasks with both classes among present labels (NaN when none has)."""
+    values = []
+    for t in range(labels.shape[1]):
+        present = label_mask[:, t]
+        y = labels[present, t]
+        if len(np.unique(y)) == 2:
+            values.append(roc_auc_score(y, scores[present, t]))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def regression_metrics(prediction: np.ndarray, target: np.ndarray, label_mask: np.ndarray) -> dict[str, float]:
+    """RMSE and MAE over every present label."""
+    error = (prediction - target)[label_mask]
+    return {"rmse": float(np.sqrt(np.mean(error ** 2))), "mae": float(np.mean(np.abs(error)))}
+
+
+class MoleculePropertyTask(BaseTask):
+    """Train and evaluate `model(atoms, pairs, distances, adjacency, mask) -> (batch, tasks)`.
+
+    Batches come from `molecules.data.MoleculeDataModule`.
+
+    Args:
+        model: `molecules.models.rmat.RMAT` or `molecules.models.mat.MAT` (`class_path`).
+        optimizer: optimizer callable (Adam; lr from the config).
+        lr_scheduler: optional schedule, e.g. `molecules.schedules.WarmupCosineLR`.
+        scheduler_interval: `epoch` or `step`.
+        role: overrides the model's `baseline` / `model` tag.
+        task_type: `regression` or `classification`; must match the data module's.
+        attention_molecule: index (in the test split) of the molecule whose attention is drawn.
+    """
+
+    domain = "molecules"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+        role: Role = "auto",
+        task_type: Literal["regression", "classification"] = "regression",
+        attention_molecule: int = 0,
+    ) -> None:
+        super().__init__(model, optimizer, lr_scheduler, scheduler_interval, role)
+        self.task_type = task_type
+        self.attention_molecule = attention_molecule
+        outputs = getattr(model, "head", None)
+        tasks = outputs.out_features if isinstance(outputs, nn.Linear) else 1
+        self.register_buffer("target_mean", torch.zeros(tasks))
+        self.register_buffer("target_std", torch.ones(tasks))
+        self._outputs: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {"val": [], "test": []}
+
+    def predict_batch(self, batch: Batch) -> Tensor:
+        """Predictions on the original target scale (logits for classification)."""
+        out = self.model(batch["atoms"], batch["pairs"], batch["distances"], batch["adjacency"], batch["mask"])
+        if self.task_type == "regression":
+            out = out * self.target_std + self.target_mean
+        return out
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        out = self.model(batch["atoms"], batch["pairs"], batch["distances"], batch["adjacency"], batch["mask"])
+        target = batch["y"]
+        if self.task_type == "regression":
+            target = (target - self.target_mean) / self.target_std
+        loss = masked_loss(out, target, batch["y_mask"], self.task_type)
+        self.log_metrics("train", {"loss": loss}, batch_size=target.shape[0])
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._collect("val", batch)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._collect("test", batch)
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        out = self.predict_batch(batch)
+        return torch.sigmoid(out) if self.task_type == "classification" else out
+
+    def _collect(self, stage: str, batch: Batch) -> None:
+        out = self.predict_batch(batch)
+        self._outputs[stage].append((out.detach().cpu(), batch["y"].cpu(), batch["y_mask"].cpu()))
+
+    def epoch_metrics(self, stage: str) -> dict[str, float]:
+        """Metrics of the collected split (and clears it)."""
+        outputs, self._outputs[stage] = self._outputs[stage], []
+        if not outputs:
+            return {}
+        prediction, target, label_mask = (torch.cat(parts).double().numpy() for parts in zip(*outputs, strict=True))
+        label_mask = label_mask.astype(bool)
+        if self.task_type == "regression":
+            return regression_metrics(prediction, target, label_mask)
+        return {"roc_auc": mean_roc_auc(prediction, target, label_mask)}
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self.epoch_metrics("val")
+        if metrics:
+            # checkpoint.monitor on val/loss works for both task types: rmse, or 1 - roc_auc
+            loss = metrics["rmse"] if "rmse" in metrics else 1.0 - metrics["roc_auc"]
+            self.log_metrics("val", {**metrics, "loss": 0.0 if math.isnan(loss) else loss})
+
+    def on_test_epoch_end(self) -> None:
+        metrics = self.epoch_metrics("test")
+        if metrics:
+            self.log_metrics("test", metrics)
+        self._log_attention_map()
+
+    # ---- setup and tracking --------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if data is None:
+            return
+        if getattr(data, "task_type", self.task_type) != self.task_type:
+            raise ValueError(
+                f"tasks.py: model.init_args.task_type={self.task_type!r} but the data module has "
+                f"task_type={data.task_type!r}; set both to the same value"
+            )
+        want = self.target_mean.numel()
+        if getattr(data, "num_tasks", want) != want:
+            raise ValueError(
+                f"tasks.py: the model predicts {want} target(s) but {data.path} gives {data.num_tasks} "
+                f"({data.target_columns}); set model.init_args.model.init_args.outputs: {data.num_tasks}"
+            )
+        if stage == "fit" and data.target_mean is not None:
+            self.target_mean.copy_(torch.tensor(data.target_mean))
+            self.target_std.copy_(torch.tensor(data.target_std))
+
+    def on_fit_start(self) -> None:
+        self._log_data_params()
+
+    def on_test_start(self) -> None:
+        self._log_data_params()
+
+    def _log_data_params(self) -> None:
+        data = getattr(self.trainer, "datamodule", None)
+        if data is None or not hasattr(data, "skipped_rows"):
+            return
+        stats = data.featurize_stats
+        params = {
+            "skipped_rows": data.skipped_rows, "featurize_seconds": round(data.featurize_seconds, 2),
+            "featurize_computed": stats.computed, "featurize_cached": stats.cached,
+            "conformer_fallbacks": stats.fallbacks, "split": data.split,
+            "train_size": len(data.train_set), "val_size": len(data.val_set), "test_size": len(data.test_set),
+        }
+        for logger in self.loggers:
+            logger.log_hyperparams(params)
+            logger.log_metrics({"data/skipped_rows": float(data.skipped_rows)}, step=0)
+
+    def _log_attention_map(self) -> None:
+        from molecules.data.datamodule import collate_molecules
+        from molecules.drawing import attention_figure
+
+        data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if data is None or getattr(data, "test_set", None) is None or not hasattr(self.model, "attention_maps"):
+            return
+        if self.trainer.sanity_checking or not self.loggers:
+            return
+        index = min(self.attention_molecule, len(data.test_set) - 1)
+        batch = collate_molecules([data.test_set[index]])
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        maps = self.model.attention_maps(batch["atoms"], batch["pairs"], batch["distances"], batch["adjacency"], batch["mask"])
+        smiles = data.test_set.smiles[index]
+        figure = attention_figure(smiles, [m[0].float().cpu().numpy() for m in maps],
+                                  title=f"{type(self.model).__name__}: {smiles}")
+        log_figure(self.trainer, figure, f"attention/{type(self.model).__name__}.png")
