@@ -1,0 +1,137 @@
+"""`LowLightTask`: the LightningModule of every low-light enhancer (LLFormer, LYT-Net, classical baselines).
+
+Batches are `(low, high)` pairs from `vision.data.lol.LOLDataModule` or
+`vision.data.synthetic_lowlight.SyntheticLowLightDataModule`. Training sees random crops; validation
+and test see whole images, reflect-padded to the model's `size_multiple` and cropped back (or, with
+`tile`, enhanced tile by tile). PSNR and SSIM are computed on RGB in [0, 1] after clamping and 8-bit
+rounding (what a saved PNG holds) and averaged over images: `val/psnr`, `val/ssim`, `test/psnr`,
+`test/ssim`. A grid input / output / reference is logged to MLflow after every validation and test.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics import MeanMetric
+
+from core.task import BaseTask, Role
+from core.tracking import log_figure
+from vision.metrics import psnr, quantize, ssim
+from vision.plots import image_grid
+from vision.tiling import enhance_whole, tiled_inference
+
+Batch = tuple[Tensor, Tensor]
+
+
+class LowLightTask(BaseTask):
+    """Train and evaluate an enhancer `model(low: (batch, 3, H, W)) -> (batch, 3, H, W)`.
+
+    Args:
+        model: the enhancer (`class_path` in the config), e.g. `vision.models.lyt_net.LYTNet`; its
+            class attribute `size_multiple` sets the evaluation padding.
+        loss: training loss `loss(pred, target)`; default Smooth-L1 (LLFormer's). LYT-Net uses
+            `vision.losses.LYTHybridLoss`.
+        optimizer: optimizer callable (Adam by default; lr from the config).
+        lr_scheduler: optional schedule callable.
+        scheduler_interval: `epoch` or `step`.
+        role: overrides the model's `baseline` / `model` tag.
+        tile: evaluate with tiles of this side (`vision.tiling.tiled_inference`); None = whole images.
+        tile_overlap: pixels shared by neighbouring tiles.
+        grid_rows: images shown in the logged grids.
+    """
+
+    domain = "vision"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: nn.Module | None = None,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+        role: Role = "auto",
+        tile: int | None = None,
+        tile_overlap: int = 32,
+        grid_rows: int = 2,
+    ) -> None:
+        super().__init__(model, optimizer, lr_scheduler, scheduler_interval, role)
+        self.loss = loss if loss is not None else nn.SmoothL1Loss()
+        self.tile, self.tile_overlap, self.grid_rows = tile, tile_overlap, grid_rows
+        self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
+        self.test_psnr, self.test_ssim = MeanMetric(), MeanMetric()
+        self._grid: dict[str, list[Tensor]] = {}
+
+    @property
+    def size_multiple(self) -> int:
+        return int(getattr(self.model, "size_multiple", 1))
+
+    def enhance(self, low: Tensor) -> Tensor:
+        """The model's output for whole images `low: (batch, 3, H, W)` (padded or tiled), clamped to [0, 1]."""
+        if self.tile is not None:
+            out = tiled_inference(self.model, low, tile=self.tile, overlap=self.tile_overlap, multiple=self.size_multiple)
+        else:
+            out = enhance_whole(self.model, low, self.size_multiple)
+        return out.clamp(0.0, 1.0)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
+        low, high = batch
+        pred = self.model(low)
+        loss = self.loss(pred, high)
+        self.log_metrics("train", {"loss": loss}, batch_size=low.shape[0])
+        if not loss.requires_grad:  # classical baselines: nothing to optimize
+            return None
+        return loss
+
+    def _evaluate(self, stage: str, batch: Batch, batch_idx: int, psnr_metric: MeanMetric, ssim_metric: MeanMetric) -> Tensor:
+        low, high = batch
+        out = quantize(self.enhance(low))
+        p, s = psnr(out, high), ssim(out, high)
+        psnr_metric.update(p.float())
+        ssim_metric.update(s.float())
+        self.log_metrics(stage, {"psnr": psnr_metric, "ssim": ssim_metric}, batch_size=low.shape[0])
+        if len(self._grid.get("input", [])) < self.grid_rows:
+            for name, images in (("input", low), ("output", out), ("reference", high)):
+                self._grid.setdefault(name, []).append(images[:1].detach().cpu())
+        return out
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate("val", batch, batch_idx, self.val_psnr, self.val_ssim)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate("test", batch, batch_idx, self.test_psnr, self.test_ssim)
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        return self.enhance(batch[0])
+
+    def on_validation_epoch_start(self) -> None:
+        self._grid = {}
+
+    def on_test_epoch_start(self) -> None:
+        self._grid = {}
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer is not None and not self.trainer.sanity_checking:
+            self._log_grid(f"images/val_epoch{self.current_epoch:03d}.png")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_grid("images/test.png")
+
+    def _log_grid(self, path: str) -> None:
+        if not self._grid:
+            return
+        columns = {name: _stack_padded(images) for name, images in self._grid.items()}
+        log_figure(self.trainer, image_grid(columns, max_rows=self.grid_rows), path)
+        self._grid = {}
+
+
+def _stack_padded(images: list[Tensor]) -> Tensor:
+    """Stack `(1, 3, h_i, w_i)` images into one batch, zero-padding to the largest size."""
+    h = max(i.shape[-2] for i in images)
+    w = max(i.shape[-1] for i in images)
+    out = torch.zeros(len(images), 3, h, w)
+    for k, image in enumerate(images):
+        out[k, :, : image.shape[-2], : image.shape[-1]] = image[0]
+    return out
