@@ -59,7 +59,8 @@ def blend_window(size: int, overlap: int, *, start: bool, end: bool) -> Tensor:
     return weights
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles covering `length` pixels with at least `overlap` shared pixels (last tile flush)."""
     if length <= tile:
         return [0]
     stride = tile - overlap
@@ -97,7 +98,7 @@ def tiled_inference(
     if tile % multiple:
         raise ValueError(f"vision/tiling.py: tile {tile} is not a multiple of the model's size multiple {multiple}")
     b, _, h, w = image.shape
-    ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     out: Tensor | None = None
     norm = torch.zeros(1, 1, h, w, device=image.device)
     bar = tqdm(total=len(ys) * len(xs), desc="tiles", disable=not progress)
