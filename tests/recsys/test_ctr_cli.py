@@ -1,0 +1,92 @@
+"""`attn fit/test/predict` with a recsys config and `attn-bench ctr`, into a temporary MLflow store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from core.bench import main as bench_main
+from core.cli import main
+from recsys.data import load_preprocessor, make_click_log
+
+CONFIGS = Path(__file__).resolve().parents[2] / "recsys" / "configs"
+FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+SMALL = ["--data.init_args.synthetic_rows=3000", "--trainer.max_epochs=1", "--trainer.limit_train_batches=3"]
+
+
+@pytest.fixture()
+def store(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return MlflowClient(uri)
+
+
+def runs(client: MlflowClient, experiment: str):
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"experiment {experiment} missing"
+    return client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_cli_trains_hiformer_tests_it_and_predicts_with_the_training_vocabulary(store, tmp_path):
+    config = str(CONFIGS / "hiformer_fast_synthetic.yaml")
+    main(["fit", "--config", config, *SMALL, "--test_after_fit=true", *FAST])
+    (run,) = runs(store, "recsys/synthetic")
+    tags, metrics = run.data.tags, run.data.metrics
+    assert (tags["domain"], tags["dataset"], tags["model"], tags["role"]) == ("recsys", "synthetic", "Hiformer", "model")
+    assert 0.3 < metrics["test/auc"] <= 1 and 0 < metrics["test/logloss"] < 2
+    assert "val/auc" in metrics and metrics["num_parameters"] > 1000
+    assert run.data.params["fields"] == "15"
+    assert "roc.png" in [a.path for a in store.list_artifacts(run.info.run_id)]
+    (last,) = tmp_path.glob("checkpoints/**/last.ckpt")
+    # the checkpoint carries the fitted vocabulary (plain data: weights_only loading)
+    state = torch.load(last, weights_only=True)
+    assert "CTRDataModule" in state and "preprocessor" in state["CTRDataModule"]
+    pre = load_preprocessor(last)
+    new_rows = make_click_log(50, seed=99)
+    new_rows.loc[0, "cat3"] = "never_seen"
+    csv = tmp_path / "new.csv"
+    new_rows.drop(columns=["label"]).to_csv(csv, index=False)
+    assert pre.transform(new_rows)["categorical"][0, 3] == 0
+    main([
+        "predict", "--config", config, f"--ckpt_path={last}", "--data.init_args.synthetic_rows=3000",
+        f"--data.init_args.preprocessor_from={last}", f"--data.init_args.predict_path={csv}", *FAST,
+    ])
+
+
+def test_bench_rows_claims_and_mlflow_table(store, tmp_path):
+    out = tmp_path / "ctr.json"
+    bench_main([
+        "ctr", "--models", "lr", "hiformer", "hiformer_fast", "--rows", "2000", "--max-epochs", "1",
+        "--latency-rounds", "1", "--json", str(out), "--set", "trainer.limit_train_batches=2",
+    ])
+    rows = json.loads(out.read_text())
+    assert [(r["config"], r["model"], r["role"]) for r in rows] == [
+        ("lr", "LogisticRegression", "baseline"), ("hiformer", "Hiformer", "model"), ("hiformer_fast", "Hiformer", "model"),
+    ]
+    for row in rows:
+        assert set(row["metrics"]) == {"auc", "logloss"} and row["params"] > 0
+        assert row["ms_per_1k_b1"] > 0 and row["ms_per_1k_b1024"] > 0
+    assert rows[2]["params"] < rows[1]["params"]
+    assert len(runs(store, "recsys/synthetic")) == 3
+    parent = [r for r in runs(store, "bench/ctr") if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parent) == 1
+    text = Path(store.download_artifacts(parent[0].info.run_id, "table.txt", str(tmp_path))).read_text()
+    assert "claim serving speedup at batch 1024" in text and "claim Hiformer above LR" in text
+
+
+def test_bench_on_the_real_criteo_sample(store, tmp_path):
+    out = tmp_path / "ctr.json"
+    bench_main(["ctr", "--dataset", "criteo", "--models", "fm", "--max-epochs", "1", "--latency-rounds", "1", "--json", str(out), "--no-mlflow"])
+    (row,) = json.loads(out.read_text())
+    assert row["dataset"] == "criteo" and row["model"] == "FM" and "error" not in row
+    assert runs(store, "recsys/criteo")
+
+
+def test_bench_needs_a_format_for_unknown_datasets():
+    with pytest.raises(SystemExit, match="needs --format"):
+        bench_main(["ctr", "--dataset", "mine", "--data-path", "x.csv", "--no-mlflow"])
