@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from core.bench import main as bench_main
@@ -17,6 +18,15 @@ TINY_HAT = [
     "--model.init_args.model.init_args.embed_dim=16", "--model.init_args.model.init_args.depths=[2]",
     "--model.init_args.model.init_args.num_heads=[2]", "--model.init_args.model.init_args.squeeze_factor=4",
 ]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two threads per process oversubscribe a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture()
@@ -58,8 +68,8 @@ def test_cli_bicubic_baseline_scores_the_test_photo(store):
 def test_bench_rows(store, tmp_path):
     out = tmp_path / "sr.json"
     bench_main([
-        "sr", "--scale", "2", "--models", "bicubic", "hat_small", "--train-seconds", "3", "--latency-size", "16",
-        "--json", str(out), "--set", "data.init_args.patch_size=16", "data.init_args.batch_size=2", *[a[2:] for a in TINY_HAT],
+        "sr", "--scale", "2", "--models", "bicubic", "hat_small", "--cost-models", "--train-seconds", "3", "--latency-size", "16",
+        "--json", str(out), "--set", "data.init_args.patch_size=16", "data.init_args.batch_size=2",
     ])
     rows = json.loads(out.read_text())
     assert [(r["model"], r["role"]) for r in rows] == [("Bicubic", "baseline"), ("HAT", "model")]

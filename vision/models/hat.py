@@ -25,7 +25,7 @@ the window and the output cropped back, as the reference's test-time code does.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -166,6 +166,10 @@ class HAT(nn.Module):
         qkv_bias: bias in the q/k/v projections (True).
         drop_path_rate: stochastic depth, rising linearly over all HABs to this value (0.1).
         upsample_features: channels of the conv before the pixel-shuffle upsampler (64).
+        upsampler: `pixelshuffle` (the paper's: conv + LeakyReLU, then conv/PixelShuffle(2) steps,
+            then a 3x3 conv) or `pixelshuffledirect` (one 3x3 conv to `3 * scale^2` channels and a
+            single PixelShuffle, the lightweight upsampler of SwinIR that HAT builds on; only for
+            small CPU configurations, not a configuration of the HAT paper).
         img_range: inputs are scaled by this after subtracting the DIV2K mean (1.0).
         kernel: attention kernel for every window / overlapping attention.
     """
@@ -176,7 +180,8 @@ class HAT(nn.Module):
         self, scale: int = 4, in_channels: int = 3, embed_dim: int = 144, depths: tuple[int, ...] = (6, 6, 6, 6, 6, 6),
         num_heads: tuple[int, ...] = (6, 6, 6, 6, 6, 6), window_size: int = 16, compress_ratio: int = 24,
         squeeze_factor: int = 24, conv_scale: float = 0.01, overlap_ratio: float = 0.5, mlp_ratio: float = 2.0,
-        qkv_bias: bool = True, drop_path_rate: float = 0.1, upsample_features: int = 64, img_range: float = 1.0,
+        qkv_bias: bool = True, drop_path_rate: float = 0.1, upsample_features: int = 64,
+        upsampler: Literal["pixelshuffle", "pixelshuffledirect"] = "pixelshuffle", img_range: float = 1.0,
         kernel: Kernel = "auto",
     ) -> None:
         super().__init__()
@@ -198,9 +203,18 @@ class HAT(nn.Module):
         )
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, padding=1)
-        self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, upsample_features, 3, padding=1), nn.LeakyReLU(inplace=True))
-        self.upsample = PixelShuffleUpsampler(scale, upsample_features)
-        self.conv_last = nn.Conv2d(upsample_features, in_channels, 3, padding=1)
+        if upsampler == "pixelshuffle":
+            self.conv_before_upsample: nn.Module = nn.Sequential(
+                nn.Conv2d(embed_dim, upsample_features, 3, padding=1), nn.LeakyReLU(inplace=True)
+            )
+            self.upsample: nn.Module = PixelShuffleUpsampler(scale, upsample_features)
+            self.conv_last: nn.Module = nn.Conv2d(upsample_features, in_channels, 3, padding=1)
+        elif upsampler == "pixelshuffledirect":
+            self.conv_before_upsample = nn.Identity()
+            self.upsample = nn.Sequential(nn.Conv2d(embed_dim, in_channels * scale**2, 3, padding=1), nn.PixelShuffle(scale))
+            self.conv_last = nn.Identity()
+        else:
+            raise ValueError(f"vision/models/hat.py: unknown upsampler {upsampler!r}; use pixelshuffle or pixelshuffledirect")
         self.apply(_init_weights)
 
     @property
