@@ -49,6 +49,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--models", nargs="+", choices=TRAINED, default=list(TRAINED), help="models trained and scored")
     parser.add_argument("--cost-models", nargs="*", choices=COST_ONLY, default=list(COST_ONLY), help="paper-size models: cost only")
     parser.add_argument("--train-seconds", type=float, default=420.0, help="training budget per trained model (wall clock)")
+    parser.add_argument("--lr", type=float, default=None, help="one Adam learning rate for every trained network (default: each config's)")
     parser.add_argument("--latency-size", type=int, default=64, help="LR side of the input for GMACs and latency")
     parser.add_argument(
         "--set", nargs="+", default=[], metavar="KEY=VALUE",
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> None:
         "paper_psnr: published Set5 numbers after full training (bicubic: the protocol's own value)",
         *(["hat_small = HAT architecture at reduced size (see vision/configs/hat_small_x4_skimage.yaml)"] if "hat_small" in args.models else []),
         *(["hat_s / hat rows: paper-size models, cost only (not trained)"] if args.cost_models else []),
+        *([f"learning rate {args.lr} for every trained network"] if args.lr is not None else []),
         *([f"overrides: {' '.join(args.set)}"] if args.set else []),
     ]
     if published and dataset == "Set5":
@@ -119,6 +121,8 @@ def run_one(name: str, args: argparse.Namespace, data_path: Path | None, dataset
         cli_args.append(f"--data.init_args.test_path={data_path}")
     if args.train_path is not None:
         cli_args.append(f"--data.init_args.train_path={args.train_path}")
+    if args.lr is not None and name != "bicubic":
+        cli_args.append(f"--model.init_args.optimizer.init_args.lr={args.lr}")
     cli_args += [f"--{item}" for item in args.set]
     row: dict[str, Any] = {"model": name, "config": name, "role": None, "dataset": dataset, "scale": args.scale}
     print(f"[sr] {name}: attn fit {' '.join(cli_args)}", flush=True)
