@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from rdkit import Chem
 
-featurize_module = importlib.import_module("molecules.data.featurize")  # the package re-exports a function of that name
 from molecules.data.featurize import (
     ATOM_DIM,
     DUMMY_DISTANCE,
@@ -18,6 +17,9 @@ from molecules.data.featurize import (
     featurize,
     featurize_many,
 )
+
+# the package re-exports a function named `featurize`; the module itself is patched below
+featurize_module = importlib.import_module("molecules.data.featurize")
 
 # column offsets of the atom feature blocks (see featurize.py's module docstring)
 ELEMENT, DEGREE, HS, CHARGE, HYBRID, RING, AROMATIC, DUMMY = 0, 11, 17, 22, 25, 30, 31, 32
