@@ -53,7 +53,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
         "--set", nargs="+", default=[], metavar="KEY=VALUE",
         help="extra Lightning CLI arguments for every run without the leading dashes, e.g. trainer.limit_train_batches=10",
     )
-    parser.add_argument("--latency-rounds", type=int, default=7, help="interleaved timing rounds (median reported)")
+    parser.add_argument("--latency-rounds", type=int, default=5, help="interleaved timing rounds (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--config-dir", type=Path, default=CONFIG_DIR)
     parser.add_argument("--root-dir", default="checkpoints/ctr", help="where checkpoints are written")
@@ -157,7 +157,7 @@ def _batch(dataset: Any, size: int) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def measure_latency(trained: dict[str, tuple[Any, Any]], rounds: int) -> dict[str, dict[str, float]]:
     """ms per 1,000 rows at batch 1 and 1024; every round times every model once (interleaved)."""
-    sizes = {"ms_per_1k_b1": (1, 200), "ms_per_1k_b1024": (1024, 3)}  # (batch size, calls per timing)
+    sizes = {"ms_per_1k_b1": (1, 50), "ms_per_1k_b1024": (1024, 2)}  # (batch size, calls per timing)
     times: dict[str, dict[str, list[float]]] = {n: {k: [] for k in sizes} for n in trained}
     batches = {n: {k: _batch(data, b) for k, (b, _) in sizes.items()} for n, (_, data) in trained.items()}
     for name, (model, _) in trained.items():  # warm-up

@@ -153,8 +153,12 @@ class CTRDataModule(L.LightningDataModule):
                     self.preprocessor = Preprocessor(schema).fit(self.frames["train"], f"{self.source} (train split)")
             self._transform()
         if stage == "predict" and self.predict_path is not None and "predict" not in self.datasets:
-            frame, _ = self.read(self.predict_path)
-            self.datasets["predict"] = ClickTensors(self.preprocessor.transform(frame, self.predict_path))
+            fmt = self.format if self.format != "synthetic" else "csv"
+            clicks = read_click_log(
+                self.predict_path, fmt, label=self.preprocessor.schema.label, rating_threshold=self.rating_threshold,
+                max_bad_fraction=self.max_bad_fraction, require_label=False,
+            )
+            self.datasets["predict"] = ClickTensors(self.preprocessor.transform(clicks.frame, self.predict_path))
 
     def _transform(self) -> None:
         assert self.preprocessor is not None

@@ -51,9 +51,12 @@ class ClickLog:
 
 def read_click_log(
     path: str | Path, format: Format, *, label: str | None = None, rating_threshold: float = 4.0,
-    max_bad_fraction: float = 0.01,
+    max_bad_fraction: float = 0.01, require_label: bool = True,
 ) -> ClickLog:
-    """Read `path` in `format`; `label` overrides the format's label column (for `csv`)."""
+    """Read `path` in `format`; `label` overrides the format's label column (for `csv`).
+
+    `require_label=False` reads rows to score (the label column may be absent).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder (format {format!r})")
@@ -71,7 +74,7 @@ def read_click_log(
         raise ValueError(f"{path}: unknown format {format!r}; choose one of {FORMATS[1:]}")
     if label is not None and format != "csv":
         result.schema.label = label
-    return _drop_bad_rows(result, path, max_bad_fraction)
+    return _drop_bad_rows(result, path, max_bad_fraction, require_label)
 
 
 class _BadLines:
@@ -189,12 +192,15 @@ def _read_csv(path: Path, label: str) -> ClickLog:
     return ClickLog(frame, FeatureSchema(label=label, categorical=[c for c in frame.columns if c != label]), bad, len(frame) + bad)
 
 
-def _drop_bad_rows(result: ClickLog, path: Path, max_bad_fraction: float) -> ClickLog:
+def _drop_bad_rows(result: ClickLog, path: Path, max_bad_fraction: float, require_label: bool = True) -> ClickLog:
     """Skip rows whose label is missing / not a number or whose numeric cells do not parse."""
     frame, schema = result.frame, result.schema
     if schema.label not in frame.columns:
-        raise ValueError(f"{path}: label column '{schema.label}' missing; found {list(frame.columns)}")
-    bad = pd.to_numeric(frame[schema.label], errors="coerce").isna()
+        if require_label:
+            raise ValueError(f"{path}: label column '{schema.label}' missing; found {list(frame.columns)}")
+        bad = pd.Series(False, index=frame.index)
+    else:
+        bad = pd.to_numeric(frame[schema.label], errors="coerce").isna()
     for name in schema.numeric:
         if name in frame.columns:
             cells = frame[name]
