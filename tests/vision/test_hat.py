@@ -138,3 +138,13 @@ def test_overfits_a_tiny_batch():
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first, (first, loss.item())
+
+
+def test_direct_upsampler_of_the_small_config():
+    model = HAT(scale=3, upsampler="pixelshuffledirect", **TINY).eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 6, 9)).shape == (1, 3, 18, 27)
+    conv = model.upsample[0]
+    assert (conv.in_channels, conv.out_channels) == (24, 3 * 9)
+    with pytest.raises(ValueError, match="unknown upsampler"):
+        HAT(upsampler="nearest", **TINY)

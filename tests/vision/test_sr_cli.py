@@ -74,7 +74,7 @@ def test_bench_rows(store, tmp_path):
     rows = json.loads(out.read_text())
     assert [(r["model"], r["role"]) for r in rows] == [("Bicubic", "baseline"), ("HAT", "model")]
     for row in rows:
-        assert {"params", "gflops", "latency_ms", "metrics", "train_seconds"} <= set(row)
+        assert {"params", "gmacs", "latency_ms", "metrics", "train_seconds", "steps"} <= set(row)
         assert set(row["metrics"]) == {"psnr", "ssim"}
     assert rows[0]["params"] == 0 and rows[1]["params"] > 0
     assert store.get_experiment_by_name("bench/sr")
