@@ -76,7 +76,10 @@ class AttnCLI(LightningCLI):
             if isinstance(logger, MLflowLogger):
                 logger.configure(f"{task.domain}/{dataset}", tags["model"], tags)
                 # Lightning's resolved config of the running subcommand, as a plain dict
-                logger.log_hyperparams({"params": task.num_parameters(), **_flat_config(self.config_dump)})
+                # a model built lazily from the data (recsys) has no parameters yet; its task logs the
+                # count later as the metric `num_parameters`
+                sizes = {"params": task.num_parameters()} if task.num_parameters() else {}
+                logger.log_hyperparams({**sizes, **_flat_config(self.config_dump)})
 
 
 def _flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -7,6 +7,7 @@ compare view lines them up.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from mlflow.tracking import MlflowClient
 
@@ -30,10 +31,19 @@ def latest_results(experiment: str, client: MlflowClient | None = None) -> list[
             continue
         rows[key] = {
             "model": key[0], "role": tags.get("role", "?"), "kernel": key[1],
-            "params": int(float(run.data.params.get("params", "nan"))) if "params" in run.data.params else None,
+            "params": _parameter_count(run),
             "metrics": test, "run_id": run.info.run_id[:8],
         }
     return sorted(rows.values(), key=lambda r: (r["role"] != "baseline", r["model"]))
+
+
+def _parameter_count(run: Any) -> int | None:
+    """The `params` param logged by the CLI, else the `num_parameters` metric of lazily built models."""
+    if "params" in run.data.params:
+        return int(float(run.data.params["params"]))
+    if "num_parameters" in run.data.metrics:
+        return int(run.data.metrics["num_parameters"])
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:

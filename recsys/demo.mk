@@ -1,8 +1,6 @@
 # recsys part of `make demo`: Hiformer against DCN-v2 on the embedded planted-interaction click log.
 # Shortened to fit 2 minutes on 2 CPU cores: 20,000 generated rows, at most 3 epochs, Hiformer with
 # 1 layer instead of the config's 2. `attn-bench ctr` runs the full table with latency.
-# (attn-compare's `params` column reads 0 for recsys: models are built after the CLI logs it; see
-# the `num_parameters` metric.)
 DEMOS += demo-recsys
 
 RECSYS_DEMO := --test_after_fit=true --trainer.enable_progress_bar=false --trainer.max_epochs=3 \
