@@ -11,6 +11,7 @@ artifact, and keeps a `last.ckpt` for `--ckpt_path` resume.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import lightning as L
@@ -103,3 +104,21 @@ def main(args: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def fit_and_test(args: list[str]) -> tuple[BaseTask, L.Trainer, dict[str, float], float]:
+    """Fit `args` exactly as `attn fit` would and test the best checkpoint (the last one if none).
+
+    The one code path of every training benchmark. Returns the task, its trainer, the test metrics
+    and the seconds spent fitting.
+    """
+    cli = AttnCLI(args=args, run=False)
+    task, trainer = cli.model, cli.trainer
+    cli.before_fit()  # MLflow experiment <domain>/<dataset>, run tags, config params
+    start = time.perf_counter()
+    trainer.fit(task, datamodule=cli.datamodule)
+    seconds = time.perf_counter() - start
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    (result,) = trainer.test(task, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False)
+    return task, trainer, {name: float(value) for name, value in result.items()}, seconds
+

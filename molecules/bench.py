@@ -150,7 +150,7 @@ def run_neural(name: str, seed: int, spec: dict[str, Any], opts: dict[str, Any])
     """Fit and test one neural model through the `attn` CLI (runs in a worker process)."""
     import torch
 
-    from core.cli import AttnCLI
+    from core.cli import fit_and_test
 
     torch.set_num_threads(opts["threads"])
     base = "rmat" if name == "rmat_plain" else name
@@ -176,14 +176,7 @@ def run_neural(name: str, seed: int, spec: dict[str, Any], opts: dict[str, Any])
     row: dict[str, Any] = {"model": name, "seed": seed}
     print(f"[molecules] {name} seed {seed}: attn fit {' '.join(cli_args)}", flush=True)
     try:
-        cli = AttnCLI(args=cli_args, run=False)
-        task, trainer = cli.model, cli.trainer
-        cli.before_fit()
-        start = time.perf_counter()
-        trainer.fit(task, datamodule=cli.datamodule)
-        seconds = time.perf_counter() - start
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        (result,) = trainer.test(task, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False)
+        task, trainer, result, seconds = fit_and_test(cli_args)
     except Exception as err:  # one failed run must not lose the others' rows
         traceback.print_exc()
         row.update(error=f"{type(err).__name__}: {err}"[:300], metrics={})

@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> None:
 
 def train_one(name: str, data_args: list[str], args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any]:
     """Fit and test one config through the `attn` CLI; the table row, the trained model, a test batch."""
-    from core.cli import AttnCLI
+    from core.cli import fit_and_test
 
     cli_args = [
         "--config", str(args.config_dir / f"{name}_synthetic.yaml"), *data_args,
@@ -126,14 +126,7 @@ def train_one(name: str, data_args: list[str], args: argparse.Namespace) -> tupl
     row: dict[str, Any] = {"config": name, "model": None, "role": None, "dataset": args.dataset}
     print(f"[ctr] {name}: attn fit {' '.join(cli_args)}", flush=True)
     try:
-        cli = AttnCLI(args=cli_args, run=False)
-        task, trainer = cli.model, cli.trainer
-        cli.before_fit()
-        start = time.perf_counter()
-        trainer.fit(task, datamodule=cli.datamodule)
-        seconds = time.perf_counter() - start
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        (result,) = trainer.test(task, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False)
+        task, trainer, result, seconds = fit_and_test(cli_args)
     except Exception as err:  # one failed model must not lose the others' rows
         traceback.print_exc()
         row.update(error=f"{type(err).__name__}: {err}"[:300], metrics={})
@@ -144,7 +137,7 @@ def train_one(name: str, data_args: list[str], args: argparse.Namespace) -> tupl
         seconds=round(seconds, 1), epochs=trainer.current_epoch, metrics={"auc": auc, "logloss": logloss},
     )
     print(f"[ctr] {name}: test auc {auc:.4f} logloss {logloss:.4f} ({seconds:.0f} s)", flush=True)
-    return row, task.model.eval(), cli.datamodule.datasets["test"]
+    return row, task.model.eval(), trainer.datamodule.datasets["test"]
 
 
 def _batch(dataset: Any, size: int) -> dict[str, torch.Tensor]:

@@ -20,7 +20,6 @@ PatchTST/42 from Nie et al. (ICLR 2023), Table 3. The DLinear paper lists no van
 from __future__ import annotations
 
 import argparse
-import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -101,7 +100,7 @@ def run(args: argparse.Namespace) -> None:
 
 def run_one(name: str, horizon: int, channels: int, args: argparse.Namespace) -> dict[str, Any]:
     """Fit and test one model at one horizon through the `attn` CLI; one table row."""
-    from core.cli import AttnCLI
+    from core.cli import fit_and_test
 
     config = args.config_dir / f"{name}_etth1.yaml"
     model_args = "--model.init_args.model.init_args"
@@ -125,14 +124,7 @@ def run_one(name: str, horizon: int, channels: int, args: argparse.Namespace) ->
     row: dict[str, Any] = {"model": name, "role": None, "dataset": args.dataset, "horizon": horizon}
     print(f"[ltsf] {name} horizon {horizon}: attn fit {' '.join(cli_args)}", flush=True)
     try:
-        cli = AttnCLI(args=cli_args, run=False)
-        task, trainer = cli.model, cli.trainer
-        cli.before_fit()  # MLflow experiment timeseries/<dataset>, run tags, config params
-        start = time.perf_counter()
-        trainer.fit(task, datamodule=cli.datamodule)
-        seconds = time.perf_counter() - start
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        (result,) = trainer.test(task, datamodule=cli.datamodule, ckpt_path=best or None, verbose=False)
+        task, trainer, result, seconds = fit_and_test(cli_args)
     except Exception as err:  # one failed model must not lose the others' rows
         traceback.print_exc()
         row.update(error=f"{type(err).__name__}: {err}"[:300], metrics={})
