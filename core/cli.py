@@ -77,9 +77,7 @@ class AttnCLI(LightningCLI):
             if isinstance(logger, MLflowLogger):
                 logger.configure(f"{task.domain}/{dataset}", tags["model"], tags)
                 # Lightning's resolved config of the running subcommand, as a plain dict
-                # a model built lazily from the data (recsys) has no parameters yet; its task logs the
-                # count later as the metric `num_parameters`
-                sizes = {"params": task.num_parameters()} if task.num_parameters() else {}
+                sizes = {} if task.model_from_data else {"params": task.num_parameters()}
                 logger.log_hyperparams({**sizes, **_flat_config(self.config_dump)})
 
 

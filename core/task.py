@@ -36,6 +36,9 @@ class BaseTask(L.LightningModule):
     """
 
     domain: ClassVar[str] = "core"
+    # True where the model is built from the data in `configure_model` (its size is unknown when
+    # the CLI logs the `params` param; such a task logs the metric `num_parameters` once built)
+    model_from_data: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -35,6 +35,7 @@ class CTRTask(BaseTask):
     """
 
     domain = "recsys"
+    model_from_data = True
 
     def __init__(
         self,

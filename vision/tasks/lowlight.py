@@ -18,15 +18,14 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from core.task import BaseTask, Role
-from core.tracking import log_figure
 from vision.metrics import psnr, quantize, ssim
-from vision.plots import image_grid
+from vision.tasks.grid import ImageGridLogging
 from vision.tiling import enhance_whole, tiled_inference
 
 Batch = tuple[Tensor, Tensor]
 
 
-class LowLightTask(BaseTask):
+class LowLightTask(ImageGridLogging, BaseTask):
     """Train and evaluate an enhancer `model(low: (batch, 3, H, W)) -> (batch, 3, H, W)`.
 
     Args:
@@ -62,7 +61,6 @@ class LowLightTask(BaseTask):
         self.tile, self.tile_overlap, self.grid_rows = tile, tile_overlap, grid_rows
         self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
         self.test_psnr, self.test_ssim = MeanMetric(), MeanMetric()
-        self._grid: dict[str, list[Tensor]] = {}
 
     @property
     def size_multiple(self) -> int:
@@ -92,9 +90,7 @@ class LowLightTask(BaseTask):
         psnr_metric.update(p.float())
         ssim_metric.update(s.float())
         self.log_metrics(stage, {"psnr": psnr_metric, "ssim": ssim_metric}, batch_size=low.shape[0])
-        if len(self._grid.get("input", [])) < self.grid_rows:
-            for name, images in (("input", low), ("output", out), ("reference", high)):
-                self._grid.setdefault(name, []).append(images[:1].detach().cpu())
+        self.collect_grid({"input": low, "output": out, "reference": high})
         return out
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -105,33 +101,3 @@ class LowLightTask(BaseTask):
 
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
         return self.enhance(batch[0])
-
-    def on_validation_epoch_start(self) -> None:
-        self._grid = {}
-
-    def on_test_epoch_start(self) -> None:
-        self._grid = {}
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer is not None and not self.trainer.sanity_checking:
-            self._log_grid(f"images/val_epoch{self.current_epoch:03d}.png")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_grid("images/test.png")
-
-    def _log_grid(self, path: str) -> None:
-        if not self._grid:
-            return
-        columns = {name: _stack_padded(images) for name, images in self._grid.items()}
-        log_figure(self.trainer, image_grid(columns, max_rows=self.grid_rows), path)
-        self._grid = {}
-
-
-def _stack_padded(images: list[Tensor]) -> Tensor:
-    """Stack `(1, 3, h_i, w_i)` images into one batch, zero-padding to the largest size."""
-    h = max(i.shape[-2] for i in images)
-    w = max(i.shape[-1] for i in images)
-    out = torch.zeros(len(images), 3, h, w)
-    for k, image in enumerate(images):
-        out[k, :, : image.shape[-2], : image.shape[-1]] = image[0]
-    return out

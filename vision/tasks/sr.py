@@ -18,10 +18,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from core.task import BaseTask, Role
-from core.tracking import log_figure
 from vision.metrics import psnr, quantize, ssim
-from vision.plots import image_grid
 from vision.resize import imresize
+from vision.tasks.grid import ImageGridLogging
 
 Batch = tuple[Tensor, Tensor]
 
@@ -36,7 +35,7 @@ def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
-class SRTask(BaseTask):
+class SRTask(ImageGridLogging, BaseTask):
     """Train and evaluate `model(lr) -> sr` with `sr` `scale` times larger than `lr`.
 
     Args:
@@ -46,7 +45,7 @@ class SRTask(BaseTask):
         lr_scheduler: optional schedule (HAT: MultiStepLR halving at 250k/400k/450k/475k steps).
         scheduler_interval: `step` (the papers count iterations) or `epoch`.
         role: overrides the model's `baseline` / `model` tag.
-        grid_images: images in the logged grids.
+        grid_rows: images in the logged grids.
     """
 
     domain = "vision"
@@ -58,12 +57,11 @@ class SRTask(BaseTask):
         lr_scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: Literal["epoch", "step"] = "step",
         role: Role = "auto",
-        grid_images: int = 2,
+        grid_rows: int = 2,
     ) -> None:
         super().__init__(model, optimizer, lr_scheduler, scheduler_interval, role)
         self.scale = int(getattr(model, "scale", 1))
-        self.grid_images = grid_images
-        self._grid: dict[str, list[Tensor]] = {}
+        self.grid_rows = grid_rows
 
     def super_resolve(self, lr: Tensor) -> Tensor:
         """Whole-image inference: pad to the model's multiple, run, crop back to `scale` x the input."""
@@ -89,10 +87,8 @@ class SRTask(BaseTask):
             "psnr": psnr(sr, hr, crop_border=self.scale, y_channel=True),
             "ssim": ssim(sr, hr, crop_border=self.scale, y_channel=True),
         }
-        if batch_idx < self.grid_images:
-            self._grid.setdefault("input (bicubic-upscaled LR)", []).append(quantize(imresize(lr, float(self.scale))).cpu())
-            self._grid.setdefault("output", []).append(sr.cpu())
-            self._grid.setdefault("reference", []).append(hr.cpu())
+        if batch_idx < self.grid_rows:
+            self.collect_grid({"input (bicubic-upscaled LR)": quantize(imresize(lr, float(self.scale))), "output": sr, "reference": hr})
         self.log_metrics(stage, {k: v.mean() for k, v in metrics.items()}, batch_size=lr.shape[0])
         return metrics
 
@@ -104,29 +100,6 @@ class SRTask(BaseTask):
 
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
         return quantize(self.super_resolve(batch[0]))
-
-    def on_validation_epoch_start(self) -> None:
-        self._grid = {}
-
-    def on_test_epoch_start(self) -> None:
-        self._grid = {}
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer is not None and not self.trainer.sanity_checking:
-            self._log_grid(f"images/val_epoch{self.current_epoch:03d}.png")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_grid("images/test.png")
-
-    def _log_grid(self, artifact_path: str) -> None:
-        if not self._grid:
-            return
-        columns = {}
-        for name, images in self._grid.items():
-            side = min(min(im.shape[-2] for im in images), min(im.shape[-1] for im in images))
-            columns[name] = torch.cat([im[..., :side, :side] for im in images])  # a common square crop
-        log_figure(self.trainer, image_grid(columns, max_rows=self.grid_images), artifact_path)
-        self._grid = {}
 
     def _check_scale(self, lr: Tensor, hr: Tensor) -> None:
         if hr.shape[-2] != lr.shape[-2] * self.scale or hr.shape[-1] != lr.shape[-1] * self.scale:
