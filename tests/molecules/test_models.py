@@ -49,7 +49,9 @@ def test_bessel_rbf_reference_and_cutoff():
     x = (1.0 + 1e-6) / 5.0
     p = 6
     envelope = 1 / x - (p + 1) * (p + 2) / 2 * x ** (p - 1) + p * (p + 2) * x ** p - p * (p + 1) / 2 * x ** (p + 1)
-    expected = [envelope * np.sin(n * np.pi * x) for n in (1, 2, 3)]
+    # DimeNet Eq. 7 in angstrom: sqrt(2/c) sin(n pi d / c) / d, times the polynomial envelope u(x) = x * envelope
+    d0 = 1.0 + 1e-6
+    expected = [np.sqrt(2 / 5.0) * np.sin(n * np.pi * d0 / 5.0) / d0 * (x * envelope) for n in (1, 2, 3)]
     np.testing.assert_allclose(out[0].numpy(), expected, rtol=1e-4)
     assert (out[2:] == 0).all()  # beyond the cutoff, and the dummy node's distance
 
