@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from core.attention.multihead import MultiHeadProjection
 
 
 def autocorrelation(q: Tensor, k: Tensor, v: Tensor, *, factor: int = 1) -> tuple[Tensor, Tensor, Tensor]:
@@ -71,8 +73,10 @@ def _fit_length(x: Tensor, length: int) -> Tensor:
     return torch.cat([x, pad], dim=2)
 
 
-class AutoCorrelationAttention(nn.Module):
-    """Multi-head Auto-Correlation with its own projections, a drop-in for self/cross attention.
+class AutoCorrelationAttention(MultiHeadProjection):
+    """Multi-head Auto-Correlation, a drop-in for self/cross attention.
+
+    The projections are `MultiHeadProjection`'s (`q_proj`, `k_proj`, `v_proj`, `out_proj`).
 
     Args:
         embed_dim: model width (the output has this width).
@@ -83,24 +87,11 @@ class AutoCorrelationAttention(nn.Module):
     """
 
     def __init__(self, embed_dim: int, num_heads: int, *, factor: int = 1, bias: bool = True) -> None:
-        super().__init__()
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
-        self.num_heads, self.head_dim, self.factor = num_heads, embed_dim // num_heads, factor
-        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        super().__init__(embed_dim, num_heads, bias=bias)
+        self.factor = factor
 
     def forward(self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None) -> Tensor:
         """`query: (batch, q_len, embed_dim)`, `key`/`value` (default `query`) -> `(batch, q_len, embed_dim)`."""
-        if query.dim() != 3:
-            raise ValueError(f"AutoCorrelationAttention expects (batch, seq, embed_dim); got {tuple(query.shape)}")
-        key = query if key is None else key
-        value = key if value is None else value
-        q, k, v = (self._heads(proj(t)) for proj, t in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value)))
+        q, k, v = self.project(query, key, value)
         out, _, _ = autocorrelation(q, k, v, factor=self.factor)
-        return self.out_proj(out.transpose(1, 2).flatten(2))
-
-    def _heads(self, x: Tensor) -> Tensor:
-        return x.view(x.shape[0], x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
+        return self.merge(out)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.attention.functional import Kernel, attention
+from core.attention.heads import merge_heads, split_qkv
 from core.attention.math_kernel import attention_probs
 
 
@@ -39,7 +40,7 @@ class ChannelAttention(nn.Module):
         """`x: (batch, tokens, dim)` -> same shape."""
         q, k, v = self._prepare(x)
         out = attention(q, k, v, scale=1.0, kernel=self.kernel)  # (b, heads, c/h, tokens)
-        return self.proj(out.flatten(1, 2).transpose(1, 2))
+        return self.proj(merge_heads(out.transpose(-2, -1)))
 
     def attention_weights(self, x: Tensor) -> Tensor:
         """Channel-to-channel probabilities `(batch, heads, C/h, C/h)`."""
@@ -49,9 +50,8 @@ class ChannelAttention(nn.Module):
     def _prepare(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         if x.dim() != 3:
             raise ValueError(f"ChannelAttention expects (batch, tokens, dim); got {tuple(x.shape)}")
-        b, n, c = x.shape
-        qkv = self.qkv(x).view(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 4, 1)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # (b, heads, c/h, tokens)
+        # transposed: the channels of a head are its "sequence", the tokens its features
+        q, k, v = (t.transpose(-2, -1) for t in split_qkv(self.qkv(x), self.num_heads))  # (b, heads, c/h, tokens)
         q = F.normalize(q, dim=-1) * self.temperature
         k = F.normalize(k, dim=-1)
         return q, k, v

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.attention.functional import Kernel, attention
+from core.attention.heads import merge_heads, split_qkv
 from core.attention.linear_kernel import _LOW_PRECISION
 
 
@@ -97,13 +98,13 @@ class LinformerAttention(nn.Module):
         `key_padding_mask: (batch, seq)` bool, True marks padding. Returns `(batch, seq, embed_dim)`.
         """
         _check_tokens(x, self.embed_dim, "LinformerAttention")
-        batch, n, _ = x.shape
+        n = x.shape[1]
         if n > self.seq_len:
             raise ValueError(
                 f"LinformerAttention: input length {n} (x {tuple(x.shape)}) exceeds seq_len {self.seq_len}"
             )
         keep = _check_padding_mask(key_padding_mask, x, "LinformerAttention")
-        q, k, v = self.qkv(x).view(batch, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = split_qkv(self.qkv(x), self.num_heads)
         if keep is not None:
             k = k * keep[:, None, :, None].to(k.dtype)
             v = v * keep[:, None, :, None].to(v.dtype)
@@ -111,7 +112,7 @@ class LinformerAttention(nn.Module):
         f = e if self.value_seq_proj is None else self.value_seq_proj[:, :n]
         k, v = torch.matmul(e.to(k.dtype), k), torch.matmul(f.to(v.dtype), v)
         out = attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, kernel=self.kernel)
-        return self.out_proj(out.transpose(1, 2).reshape(batch, n, self.embed_dim))
+        return self.out_proj(merge_heads(out))
 
 
 class NystromAttention(nn.Module):
@@ -192,7 +193,7 @@ class NystromAttention(nn.Module):
         landmarks = math.ceil(n / segment)
         pad = landmarks * segment - n
         keep = F.pad(keep, (0, pad), value=False)[:, None, :, None]
-        q, k, v = self.qkv(x).view(batch, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = split_qkv(self.qkv(x), self.num_heads)
         q, k, v = (F.pad(t, (0, 0, 0, pad)) * keep.to(t.dtype) for t in (q, k, v))
         q = q * self.head_dim**-0.5
 
@@ -211,8 +212,7 @@ class NystromAttention(nn.Module):
         out = self.attn_drop(kernel_1) @ (pinv @ (kernel_3 @ v))
         if self.conv is not None:
             out = out + self.conv(v)
-        out = out[:, :, :n].transpose(1, 2).reshape(batch, n, self.embed_dim)
-        return self.out_proj(out)
+        return self.out_proj(merge_heads(out[:, :, :n]))
 
 
 def _masked_softmax(scores: Tensor, keep: Tensor) -> Tensor:

@@ -16,6 +16,7 @@ from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
 from core.attention.functional import Kernel, attention
+from core.attention.heads import merge_heads, split_heads
 from core.attention.math_kernel import attention_probs
 from core.attention.window import window_partition, window_reverse
 
@@ -92,19 +93,16 @@ class OverlappingWindowAttention(nn.Module):
     def _prepare(self, x: Tensor):
         if x.dim() != 4:
             raise ValueError(f"OverlappingWindowAttention expects (batch, height, width, dim); got {tuple(x.shape)}")
-        b, h, w, c = x.shape
+        b, h, w, _ = x.shape
         ws = self.window_size
         x = F.pad(x, (0, 0, 0, (-w) % ws, 0, (-h) % ws))
         q, k, v = self.gather_windows(x)
-        heads, d = self.num_heads, c // self.num_heads
-        q = q.view(q.shape[0], q.shape[1], heads, d).transpose(1, 2)
-        k = k.view(k.shape[0], k.shape[1], heads, d).transpose(1, 2)
-        v = v.view(v.shape[0], v.shape[1], heads, d).transpose(1, 2)
+        q, k, v = (split_heads(t, self.num_heads) for t in (q, k, v))
         bias = self.relative_bias().to(x.dtype)
         return q, k, v, bias, (b, h, w, x.shape[1], x.shape[2])
 
     def _merge(self, out: Tensor, shape: tuple[int, ...]) -> Tensor:
         b, h, w, hp, wp = shape
-        windows = out.transpose(1, 2).flatten(2)  # (b*nW, M*M, c)
+        windows = merge_heads(out)  # (b*nW, M*M, c)
         x = window_reverse(windows, self.window_size, hp, wp)
         return self.proj(x[:, :h, :w]).contiguous()

@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from core.attention.functional import Kernel, attention
+from core.attention.multihead import MultiHeadProjection
 
 
 def probsparse_attention(
@@ -83,8 +84,10 @@ def probsparse_attention(
     return out.scatter(2, active[..., None].expand(-1, -1, -1, v.shape[-1]), attended)
 
 
-class ProbSparseAttention(nn.Module):
-    """Multi-head ProbSparse attention with its own projections (Informer, Zhou et al. AAAI 2021).
+class ProbSparseAttention(MultiHeadProjection):
+    """Multi-head ProbSparse attention (Informer, Zhou et al. AAAI 2021).
+
+    The projections are `MultiHeadProjection`'s (`q_proj`, `k_proj`, `v_proj`, `out_proj`).
 
     Args:
         embed_dim: model width (the output has this width).
@@ -99,30 +102,16 @@ class ProbSparseAttention(nn.Module):
         self, embed_dim: int, num_heads: int, *, factor: int = 5, dropout: float = 0.0, bias: bool = True,
         kernel: Kernel = "auto",
     ) -> None:
-        super().__init__()
-        if embed_dim % num_heads:
-            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
-        self.num_heads, self.head_dim = num_heads, embed_dim // num_heads
+        super().__init__(embed_dim, num_heads, bias=bias)
         self.factor, self.dropout, self.kernel = factor, dropout, kernel
-        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
-        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
 
     def forward(
         self, query: Tensor, key: Tensor | None = None, value: Tensor | None = None, *, causal: bool = False
     ) -> Tensor:
         """`query: (batch, q_len, embed_dim)`, `key`/`value` (default `query`) -> `(batch, q_len, embed_dim)`."""
-        if query.dim() != 3:
-            raise ValueError(f"ProbSparseAttention expects (batch, seq, embed_dim); got {tuple(query.shape)}")
-        key = query if key is None else key
-        value = key if value is None else value
-        q, k, v = (self._heads(proj(t)) for proj, t in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value)))
+        q, k, v = self.project(query, key, value)
         out = probsparse_attention(
             q, k, v, factor=self.factor, causal=causal, dropout_p=self.dropout if self.training else 0.0,
             kernel=self.kernel,
         )
-        return self.out_proj(out.transpose(1, 2).flatten(2))
-
-    def _heads(self, x: Tensor) -> Tensor:
-        return x.view(x.shape[0], x.shape[1], self.num_heads, self.head_dim).transpose(1, 2)
+        return self.merge(out)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.attention.functional import Kernel, attention
+from core.attention.heads import merge_heads, split_qkv
 from core.attention.math_kernel import attention_probs
 from core.attention.position import WindowRelativePositionBias
 
@@ -89,7 +90,7 @@ class WindowAttention(nn.Module):
     def _prepare(self, x: Tensor):
         if x.dim() != 4:
             raise ValueError(f"WindowAttention expects (batch, height, width, dim); got {tuple(x.shape)}")
-        b, h, w, c = x.shape
+        b, h, w, _ = x.shape
         ws, shift = self.window_size, self.shift_size
         x = F.pad(x, (0, 0, 0, (-w) % ws, 0, (-h) % ws))
         hp, wp = x.shape[1], x.shape[2]
@@ -97,18 +98,18 @@ class WindowAttention(nn.Module):
             x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
         windows = window_partition(x, ws)  # (b * nW, N, c)
         n = windows.shape[1]
-        qkv = self.qkv(windows).view(-1, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = split_qkv(self.qkv(windows), self.num_heads)
         mask = None
         if shift:
             n_windows = (hp // ws) * (wp // ws)
             mask = shift_window_mask(hp, wp, ws, shift, x.device)  # (nW, N, N)
             mask = mask[None].expand(b, -1, -1, -1).reshape(b * n_windows, 1, n, n)
         bias = self.relative_bias().to(x.dtype)
-        return qkv[0], qkv[1], qkv[2], mask, bias, (b, h, w, hp, wp)
+        return q, k, v, mask, bias, (b, h, w, hp, wp)
 
     def _merge(self, out: Tensor, shape: tuple[int, ...]) -> Tensor:
         b, h, w, hp, wp = shape
-        windows = self.proj(out.transpose(1, 2).flatten(2))
+        windows = self.proj(merge_heads(out))
         x = window_reverse(windows, self.window_size, hp, wp)
         if self.shift_size:
             x = torch.roll(x, shifts=(self.shift_size, self.shift_size), dims=(1, 2))

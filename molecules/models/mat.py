@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from core.attention import Kernel, attention, attention_probs
+from core.attention import Kernel, attention, attention_probs, merge_heads, split_qkv
 from molecules.data.featurize import ATOM_DIM
 
 
@@ -59,22 +59,17 @@ class MoleculeAttention(nn.Module):
         by_bonds = adjacency / (adjacency.sum(-1, keepdim=True) + 1e-6)
         return (self.lambda_distance * by_distance + self.lambda_adjacency * by_bonds).unsqueeze(1)
 
-    def _split(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        return q, k, v
-
     def forward(self, x: Tensor, distances: Tensor, adjacency: Tensor, mask: Tensor) -> Tensor:
         """`x: (b, n, dim)`, `distances`/`adjacency: (b, n, n)`, `mask: (b, n)` -> `(b, n, dim)`."""
-        q, k, v = self._split(x)
+        q, k, v = split_qkv(self.qkv(x), self.heads)
         learned = attention(q, k, v, mask=mask[:, None, None, :], dropout_p=self.dropout if self.training else 0.0,
                             kernel=self.kernel)
         fixed = torch.matmul(self.structure(distances, adjacency, mask), v)
-        return self.out((self.lambda_attention * learned + fixed).transpose(1, 2).flatten(2))
+        return self.out(merge_heads(self.lambda_attention * learned + fixed))
 
     def attention_weights(self, x: Tensor, distances: Tensor, adjacency: Tensor, mask: Tensor) -> Tensor:
         """The mixed weights A_mol `(b, heads, n, n)` (for plots)."""
-        q, k, _ = self._split(x)
+        q, k, _ = split_qkv(self.qkv(x), self.heads)
         learned = attention_probs(q, k, mask=mask[:, None, None, :])
         return self.lambda_attention * learned + self.structure(distances, adjacency, mask)
 

@@ -31,7 +31,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from core.attention import Kernel, attention, attention_probs
+from core.attention import Kernel, attention, attention_probs, merge_heads, split_qkv
 from molecules.data.featurize import ATOM_DIM, PAIR_DIM
 
 
@@ -73,7 +73,7 @@ class RelativeMoleculeAttention(nn.Module):
     (r = head width, as in the authors' code). Both are evaluated without materializing the
     `(batch, n, n, dim)` tensors b^K, b^V: the head-wise `W2` is folded into q, k, u, w and into
     the pooled hidden values instead (`q_i . (W2 g_ij) = (W2^T q_i) . g_ij`), the same function at
-    about a quarter of the cost (checked against the direct form in the tests, `naive_forward`).
+    about a quarter of the cost (checked against the direct form, `tests/molecules/rmat_reference.py`).
 
     Args:
         dim: model width.
@@ -103,11 +103,6 @@ class RelativeMoleculeAttention(nn.Module):
             self.u = nn.Parameter(torch.zeros(heads, self.head_dim))
             self.w = nn.Parameter(torch.zeros(heads, self.head_dim))
 
-    def _split(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        b, n, _ = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        return q, k, v
-
     def _per_head(self, linear: nn.Linear) -> tuple[Tensor, Tensor]:
         """`W2 (heads, head_dim, r)` and bias `(heads, head_dim)` of an output layer."""
         return linear.weight.view(self.heads, self.head_dim, -1), linear.bias.view(self.heads, self.head_dim)
@@ -132,7 +127,7 @@ class RelativeMoleculeAttention(nn.Module):
 
     def forward(self, x: Tensor, relative: Tensor, mask: Tensor) -> Tensor:
         """`x: (b, n, dim)`, `relative: (b, n, n, relative_dim)`, `mask: (b, n)` bool -> `(b, n, dim)`."""
-        q, k, v = self._split(x)
+        q, k, v = split_qkv(self.qkv(x), self.heads)
         key_mask = mask[:, None, None, :]
         if not self.relative:
             out = attention(q, k, v, mask=key_mask, dropout_p=self.dropout if self.training else 0.0, kernel=self.kernel)
@@ -140,29 +135,11 @@ class RelativeMoleculeAttention(nn.Module):
             probs = attention_probs(q, k, mask=key_mask, bias=self._logit_bias(q, k, self.key_hidden(relative)))
             probs = nn.functional.dropout(probs, self.dropout, self.training)
             out = torch.matmul(probs, v) + self._relative_values(probs, self.value_hidden(relative))
-        return self.out(out.transpose(1, 2).flatten(2))
-
-    def naive_forward(self, x: Tensor, relative: Tensor, mask: Tensor) -> Tensor:
-        """`forward` written term by term with b^K, b^V materialized (the reference of the tests)."""
-        q, k, v = self._split(x)
-        b, n = relative.shape[:2]
-        rk = self.key_out(self.key_hidden(relative)).view(b, n, n, self.heads, self.head_dim).permute(0, 3, 1, 2, 4)
-        rv = self.value_out(self.value_hidden(relative)).view(b, n, n, self.heads, self.head_dim).permute(0, 3, 1, 2, 4)
-        scale = self.head_dim ** -0.5
-        logits = (
-            torch.einsum("bhid,bhjd->bhij", q, k) * scale
-            + torch.einsum("bhid,bhijd->bhij", q, rk) * scale
-            + torch.einsum("bhjd,bhijd->bhij", k, rk) * scale
-            + torch.einsum("bhjd,hd->bhj", k, self.u).unsqueeze(2)
-            + torch.einsum("bhijd,hd->bhij", rk, self.w)
-        )
-        probs = torch.softmax(logits.masked_fill(~mask[:, None, None, :], float("-inf")), dim=-1)
-        out = torch.einsum("bhij,bhjd->bhid", probs, v) + torch.einsum("bhij,bhijd->bhid", probs, rv)
-        return self.out(out.transpose(1, 2).flatten(2))
+        return self.out(merge_heads(out))
 
     def attention_weights(self, x: Tensor, relative: Tensor, mask: Tensor) -> Tensor:
         """Attention weights `(b, heads, n, n)` of `forward`'s inputs (for plots)."""
-        q, k, _ = self._split(x)
+        q, k, _ = split_qkv(self.qkv(x), self.heads)
         bias = self._logit_bias(q, k, self.key_hidden(relative)) if self.relative else None
         return attention_probs(q, k, mask=mask[:, None, None, :], bias=bias)
 

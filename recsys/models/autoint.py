@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from core.attention import Kernel, attention
+from core.attention import Kernel, attention, merge_heads, split_qkv
 from recsys.models.base import CTRModel
 from recsys.models.embedding import Batch, FieldEmbedding, FieldLayout
 
@@ -27,9 +27,8 @@ class InteractingLayer(nn.Module):
         self.residual = nn.Linear(in_dim, num_heads * head_dim, bias=False) if residual else None
 
     def forward(self, x: Tensor) -> Tensor:
-        b, f, _ = x.shape
-        q, k, v = self.qkv(x).view(b, f, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        out = attention(q, k, v, kernel=self.kernel).transpose(1, 2).reshape(b, f, -1)
+        q, k, v = split_qkv(self.qkv(x), self.num_heads)
+        out = merge_heads(attention(q, k, v, kernel=self.kernel))
         if self.residual is not None:
             out = out + self.residual(x)
         return out.relu()

@@ -35,7 +35,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from core.attention import Kernel, attention
+from core.attention import Kernel, attention, merge_heads, split_heads
 from recsys.models.base import CTRModel, mlp_tower
 from recsys.models.embedding import Batch, FieldEmbedding, FieldLayout
 
@@ -103,14 +103,10 @@ class _HeterogeneousBlock(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
 
-    def _heads(self, t: Tensor) -> Tensor:
-        b, n, _ = t.shape
-        return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
-
     def _finish(self, x: Tensor, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """`x` the layer input of the queried tokens; `q (b, n, H dk)`, `k, v (b, T, H dk)`."""
-        o = attention(self._heads(q), self._heads(k), self._heads(v), kernel=self.kernel)
-        o = o.transpose(1, 2).flatten(2)
+        h = self.num_heads
+        o = merge_heads(attention(split_heads(q, h), split_heads(k, h), split_heads(v, h), kernel=self.kernel))
         x = self.norm1(x + self.drop(self.out(o)))
         return self.norm2(x + self.drop(self.ffn_out(self.ffn_in(x).relu())))
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from types import ModuleType
+
 import pytest
 import torch
 
+import core.attention
 from core.attention import (
     AxialAttention,
     ChannelAttention,
@@ -193,3 +198,12 @@ def test_kernel_switch_keeps_outputs(module):
         other = make(kernel).eval()
         other.load_state_dict(ref.state_dict())
         torch.testing.assert_close(other(x), ref(x), **TOL)
+
+
+def test_package_exports_resolve_and_leave_every_submodule_reachable():
+    for name in core.attention.__all__:
+        assert getattr(core.attention, name) is not None, name
+    for info in pkgutil.iter_modules(core.attention.__path__):
+        module = importlib.import_module(f"core.attention.{info.name}")
+        # an export named like its submodule would replace the module as a package attribute
+        assert isinstance(getattr(core.attention, info.name), ModuleType) and getattr(core.attention, info.name) is module

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from core.attention.autocorrelation import AutoCorrelationAttention, autocorrelation
+from core.attention import AutoCorrelationAttention
+from core.attention.autocorrelation import autocorrelation
 
 
 def reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, factor: int) -> tuple[torch.Tensor, ...]:
@@ -74,3 +75,20 @@ def test_module_shapes_and_errors():
         layer(torch.randn(12, 16))
     with pytest.raises(ValueError, match="head_dim"):
         autocorrelation(torch.randn(2, 12, 4), torch.randn(2, 12, 4), torch.randn(2, 12, 4))
+
+
+def test_module_projects_heads_like_multihead_attention_and_merges_back():
+    torch.manual_seed(0)
+    layer = AutoCorrelationAttention(16, 4, factor=2).eval()
+    assert sorted(layer.state_dict()) == sorted(
+        f"{proj}.{p}" for proj in ("q_proj", "k_proj", "v_proj", "out_proj") for p in ("weight", "bias")
+    )
+    x, memory = torch.randn(2, 12, 16), torch.randn(2, 20, 16)
+
+    def heads(t):  # head h owns channels 4h .. 4h + 3
+        return torch.stack([t[..., 4 * h : 4 * h + 4] for h in range(4)], dim=1)
+
+    q, k, v = heads(layer.q_proj(x)), heads(layer.k_proj(memory)), heads(layer.v_proj(memory))
+    out, _, _ = reference(q.double(), k[:, :, :12].double(), v[:, :, :12].double(), factor=2)
+    ref = layer.out_proj(torch.cat(out.float().unbind(1), dim=-1))
+    torch.testing.assert_close(layer(x, memory), ref, atol=1e-5, rtol=1e-4)

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from core.attention import MultiHeadAttention, ProbSparseAttention, probsparse_attention
 from core.attention.math_kernel import math_attention
-from core.attention.probsparse import ProbSparseAttention, probsparse_attention
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -72,3 +72,15 @@ def test_module_and_errors():
         ProbSparseAttention(10, 4)
     with pytest.raises(ValueError, match=r"\(batch, heads, seq, head_dim\)"):
         probsparse_attention(torch.randn(4, 2), torch.randn(4, 2), torch.randn(4, 2))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_module_with_every_query_active_equals_multihead_attention_with_its_weights(causal):
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 4, kernel="math").eval()
+    layer = ProbSparseAttention(16, 4, factor=10, kernel="math").eval()  # 10 * ceil(ln 12) >= 12: all active
+    layer.load_state_dict(mha.state_dict())  # the same projections, under the same names
+    x = torch.randn(2, 12, 16)
+    torch.testing.assert_close(layer(x, causal=causal), mha(x, causal=causal), atol=1e-5, rtol=1e-4)
+    memory = torch.randn(2, 9, 16)
+    torch.testing.assert_close(layer(x, memory), mha(x, memory), atol=1e-5, rtol=1e-4)

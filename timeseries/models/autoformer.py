@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from core.attention.autocorrelation import AutoCorrelationAttention
+from core.attention import AutoCorrelationAttention
 from core.blocks import make_ffn
 from timeseries.models.decomposition import SeriesDecomposition
 from timeseries.models.embedding import DEFAULT_MARK_DIM, DataEmbedding, require_marks

@@ -15,8 +15,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from core.attention import Kernel, MultiHeadAttention
-from core.attention.probsparse import ProbSparseAttention
+from core.attention import Kernel, MultiHeadAttention, ProbSparseAttention
 from core.blocks import make_ffn
 from timeseries.models.embedding import DEFAULT_MARK_DIM, DataEmbedding, require_marks
 
