@@ -1,10 +1,11 @@
 """Whole-image inference for image-to-image models: reflect padding to a size multiple, and tiling.
 
 `pad_to_multiple` / `enhance_whole` run a model on a whole image padded (reflect) to the model's
-size multiple and crop the result back. `tiled_inference` runs it on overlapping tiles and blends
-them with a separable window that is 1 in the tile's interior and ramps linearly over the overlap,
-so seams vanish and memory is bounded by one tile: LLFormer enhances a 3840x2160 image on a CPU in a
-few GiB. Where tiles overlap, outputs are averaged with those weights; a pointwise model therefore
+size multiple and crop the result back (to `scale` times the input for super-resolution); the
+low-light and the SR task both evaluate through them, so padding lives in this one place.
+`tiled_inference` runs a model on overlapping tiles and blends them with a separable window that is
+1 in the tile's interior and ramps linearly over the overlap, so seams vanish and memory is bounded
+by one tile: LLFormer enhances a 3840x2160 image on a CPU in a few GiB. Where tiles overlap, outputs are averaged with those weights; a pointwise model therefore
 gives exactly the whole-image result.
 """
 
@@ -24,8 +25,9 @@ Model = Callable[[Tensor], Tensor]
 def pad_to_multiple(image: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
     """Reflect-pad `image: (batch, C, H, W)` at the bottom/right to multiples of `multiple`.
 
-    Returns the padded image and the original `(H, W)`. Falls back to replicate padding where the
-    image is too small to reflect (a pad larger than the side).
+    Returns the padded image and the original `(H, W)` (to crop the output back). Falls back to
+    replicate padding where the image is too small to reflect (a pad not smaller than the side,
+    which `F.pad(mode="reflect")` refuses); an image that is already a multiple comes back as is.
     """
     if image.dim() != 4:
         raise ValueError(f"vision/tiling.py: expected (batch, channels, height, width); got {tuple(image.shape)}")
@@ -37,10 +39,13 @@ def pad_to_multiple(image: Tensor, multiple: int) -> tuple[Tensor, tuple[int, in
     return F.pad(image, (0, pw, 0, ph), mode=mode), (h, w)
 
 
-def enhance_whole(model: Model, image: Tensor, multiple: int = 1) -> Tensor:
-    """`model` on the whole `image: (batch, C, H, W)`, padded to `multiple` and cropped back."""
+def enhance_whole(model: Model, image: Tensor, multiple: int = 1, scale: int = 1) -> Tensor:
+    """`model` on the whole `image: (batch, C, H, W)`, padded to `multiple` and cropped back.
+
+    `scale` is the model's upscaling factor: the output is cropped to `(scale * H, scale * W)`.
+    """
     padded, (h, w) = pad_to_multiple(image, multiple)
-    return model(padded)[..., :h, :w]
+    return model(padded)[..., : h * scale, : w * scale]
 
 
 def blend_window(size: int, overlap: int, *, start: bool, end: bool) -> Tensor:

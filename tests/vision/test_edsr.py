@@ -10,6 +10,8 @@ import torch
 from core.profiling import count_parameters
 from vision.models.bicubic import Bicubic
 from vision.models.edsr import EDSR
+from vision.models.hat import HAT
+from vision.models.sr_blocks import DIV2K_MEAN, PixelShuffleUpsampler
 from vision.resize import imresize
 
 SET5 = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "vision" / "Set5"
@@ -27,6 +29,41 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize(
+    ("scale", "shapes"),
+    [
+        (2, {"upsample.0.weight": (64, 16, 3, 3)}),
+        (3, {"upsample.0.weight": (144, 16, 3, 3)}),
+        (4, {"upsample.0.weight": (64, 16, 3, 3), "upsample.2.weight": (64, 16, 3, 3)}),
+    ],
+)
+def test_edsr_tail_keeps_the_reference_state_dict_layout(scale, shapes):
+    state = EDSR(scale=scale, features=16, num_blocks=1).state_dict()
+    upsample = {k: tuple(v.shape) for k, v in state.items() if k.startswith("upsample.") and k.endswith("weight")}
+    assert upsample == shapes
+    assert {"head.weight", "body.0.conv1.weight", "body_conv.weight", "tail.weight"} <= set(state)
+
+
+def test_pixel_shuffle_upsampler_is_conv_then_shuffle():
+    torch.manual_seed(0)
+    up = PixelShuffleUpsampler(4, 2)
+    x = torch.randn(1, 2, 3, 5)
+    expected = torch.nn.functional.pixel_shuffle(up[2](torch.nn.functional.pixel_shuffle(up[0](x), 2)), 2)
+    torch.testing.assert_close(up(x), expected)
+    assert up(x).shape == (1, 2, 12, 20) and PixelShuffleUpsampler(3, 2)(x).shape == (1, 2, 9, 15)
+    with pytest.raises(ValueError, match="scale 5 not supported"):
+        PixelShuffleUpsampler(5, 2)
+
+
+def test_edsr_and_hat_share_the_upsampler_and_the_div2k_mean():
+    edsr = EDSR(scale=2, features=8, num_blocks=1)
+    hat = HAT(scale=2, embed_dim=8, depths=(1,), num_heads=(1,), window_size=4, compress_ratio=2, squeeze_factor=2)
+    assert type(edsr.upsample) is PixelShuffleUpsampler and type(hat.upsample) is PixelShuffleUpsampler
+    for model in (edsr, hat):
+        torch.testing.assert_close(model.mean.flatten(), torch.tensor(DIV2K_MEAN))
+    assert EDSR(scale=2, in_channels=1, features=8, num_blocks=1).mean.flatten().tolist() == [0.0]
 
 
 def test_edsr_overfits_a_tiny_batch():

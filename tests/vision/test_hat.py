@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from core.attention import WindowAttention, shift_window_mask, window_partition, window_reverse
 from core.attention.math_kernel import math_attention
 from core.attention.overlapping_window import OverlappingWindowAttention
 from core.profiling import count_parameters
-from vision.models.hat import HAT, HybridAttentionBlock
+from vision.models.hat import HAT, ChannelAttentionBlock, HybridAttentionBlock
+from vision.tasks.sr import SRTask
 
 TINY = {"embed_dim": 24, "depths": (2,), "num_heads": (2,), "window_size": 4, "compress_ratio": 3, "squeeze_factor": 4}
 
@@ -106,11 +108,42 @@ def test_parameter_counts_match_the_paper(config, scale, paper):
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_output_shape_for_any_input_size(scale):
+def test_task_pads_any_input_size_once_with_reflection(scale):
+    torch.manual_seed(scale)
     model = HAT(scale=scale, **TINY).eval()
-    with torch.no_grad():
-        assert model(torch.rand(1, 3, 7, 10)).shape == (1, 3, 7 * scale, 10 * scale)
     assert model.size_multiple == 4
+    x = torch.rand(1, 3, 7, 10)
+    with pytest.raises(ValueError, match="multiples of the window 4"):
+        model(x)
+    seen = []
+    model.register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape)))
+    with torch.no_grad():
+        expected = model(F.pad(x, (0, 2, 0, 1), mode="reflect"))[..., : 7 * scale, : 10 * scale]
+        out = SRTask(model).super_resolve(x)
+    assert seen[1:] == [(1, 3, 8, 12)]  # the task pads, the model runs once on the padded image
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def test_channel_attention_is_squeeze_excitation_with_sigmoid():
+    torch.manual_seed(0)
+    cab = ChannelAttentionBlock(12, compress_ratio=3, squeeze_factor=4)
+    se = cab.excite
+    assert (se.fc1.in_channels, se.fc1.out_channels, se.fc2.out_channels) == (12, 3, 12)
+    x = torch.randn(2, 12, 5, 6)
+    w1, b1 = se.fc1.weight.view(3, 12), se.fc1.bias
+    w2, b2 = se.fc2.weight.view(12, 3), se.fc2.bias
+    gate = torch.sigmoid(torch.relu(x.mean(dim=(2, 3)) @ w1.T + b1) @ w2.T + b2)
+    torch.testing.assert_close(se(x), x * gate[:, :, None, None])
+    h = cab.conv2(F.gelu(cab.conv1(x)))
+    torch.testing.assert_close(cab(x), se(h))
+
+
+def test_state_dict_keys_of_the_squeeze_excitation_and_upsampler():
+    keys = set(HAT(scale=4, **TINY).state_dict())
+    assert {"groups.0.blocks.0.cab.excite.fc1.weight", "groups.0.blocks.1.cab.excite.fc2.bias"} <= keys
+    assert not any(".excite.reduce." in k or ".excite.expand." in k for k in keys)
+    assert {"upsample.0.weight", "upsample.2.weight", "conv_last.weight"} <= keys
+    assert "mean" not in keys  # the DIV2K mean is a constant, not a weight
 
 
 def test_kernels_agree():
@@ -143,7 +176,8 @@ def test_overfits_a_tiny_batch():
 def test_direct_upsampler_of_the_small_config():
     model = HAT(scale=3, upsampler="pixelshuffledirect", **TINY).eval()
     with torch.no_grad():
-        assert model(torch.rand(1, 3, 6, 9)).shape == (1, 3, 18, 27)
+        assert model(torch.rand(1, 3, 8, 12)).shape == (1, 3, 24, 36)
+        assert SRTask(model).super_resolve(torch.rand(1, 3, 6, 9)).shape == (1, 3, 18, 27)
     conv = model.upsample[0]
     assert (conv.in_channels, conv.out_channels) == (24, 3 * 9)
     with pytest.raises(ValueError, match="unknown upsampler"):

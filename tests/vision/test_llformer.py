@@ -94,6 +94,9 @@ def test_shape_and_size_check():
     assert model(torch.rand(1, 3, 32, 48)).shape == (1, 3, 32, 48)
     with pytest.raises(ValueError, match="multiples of 16"):
         model(torch.rand(1, 3, 30, 48))
+    model.size_multiple = 32  # the check reads the model's own size multiple
+    with pytest.raises(ValueError, match="multiples of 32"):
+        model(torch.rand(1, 3, 48, 64))
 
 
 def test_tiny_llformer_overfits_one_batch():

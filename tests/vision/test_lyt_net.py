@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from vision.models.lyt_net import LYTNet, PixelSelfAttention, rgb_to_yuv
+from vision.tasks.lowlight import LowLightTask
+from vision.tiling import pad_to_multiple
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +51,22 @@ def test_output_in_unit_range_and_size_check():
     assert out.shape == (2, 3, 16, 24) and float(out.detach().min()) > 0 and float(out.detach().max()) < 1
     with pytest.raises(ValueError, match="multiples of 8"):
         model(torch.rand(1, 3, 20, 24))
+
+
+@pytest.mark.parametrize(("pool", "multiple"), [(4, 8), (8, 8), (16, 16), (12, 24)])
+def test_size_multiple_follows_the_pooling(pool, multiple):
+    torch.manual_seed(0)
+    model = LYTNet(filters=8, pool=pool).eval()
+    assert model.size_multiple == multiple
+    image = torch.rand(1, 3, 20, 28)
+    padded, _ = pad_to_multiple(image, model.size_multiple)
+    with torch.no_grad():
+        assert model(padded).shape == padded.shape
+        out = LowLightTask(model).enhance(image)  # the task's whole-image path
+        torch.testing.assert_close(out, model(padded)[..., :20, :28].clamp(0, 1))
+    if multiple > 8:
+        with pytest.raises(ValueError, match=f"multiples of {multiple}"):
+            model(torch.rand(1, 3, 8 * (multiple // 8 + 1), multiple))
 
 
 def test_lyt_net_overfits_one_batch():

@@ -46,6 +46,20 @@ def test_pad_to_multiple_reflects_and_crops_back():
     torch.testing.assert_close(out, image * 2)
 
 
+def test_pad_to_multiple_replicates_images_too_small_to_reflect():
+    image = torch.rand(1, 3, 3, 2)
+    padded, size = pad_to_multiple(image, 4)
+    assert size == (3, 2)
+    torch.testing.assert_close(padded, torch.nn.functional.pad(image, (0, 2, 0, 1), mode="replicate"))
+    assert pad_to_multiple(padded, 4)[0] is padded  # already a multiple: untouched
+
+
+def test_enhance_whole_crops_an_upscaled_output_to_scale_times_the_input():
+    image = torch.rand(1, 3, 5, 6)
+    upscale = lambda x: x.repeat_interleave(3, dim=-2).repeat_interleave(3, dim=-1)  # noqa: E731
+    torch.testing.assert_close(enhance_whole(upscale, image, 4, scale=3), upscale(image))
+
+
 def test_blend_windows_of_neighbours_sum_to_one_over_overlap():
     left = blend_window(10, 4, start=True, end=False)
     right = blend_window(10, 4, start=False, end=True)

@@ -2,20 +2,19 @@
 
 Lim, Son, Kim, Nah, Lee, CVPRW 2017, arXiv:1707.02921. A 3x3 head conv, residual blocks without
 batch normalization (conv, ReLU, conv, scaled by `res_scale`), a conv closing the body with a
-long skip, and a pixel-shuffle tail. The baseline configuration is 16 blocks of 64 features with
-`res_scale` 1 (1.5M parameters at x4); the input is shifted by the DIV2K mean.
+long skip, and a pixel-shuffle tail (`vision.models.sr_blocks.PixelShuffleUpsampler`, shared with
+HAT). The baseline configuration is 16 blocks of 64 features with `res_scale` 1 (1.5M parameters at
+x4); the input is shifted by the DIV2K mean.
 """
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
+from vision.models.sr_blocks import PixelShuffleUpsampler, div2k_mean
 
 
 class ResidualBlock(nn.Module):
@@ -50,20 +49,11 @@ class EDSR(nn.Module):
     def __init__(self, scale: int = 4, in_channels: int = 3, features: int = 64, num_blocks: int = 16, res_scale: float = 1.0) -> None:
         super().__init__()
         self.scale = scale
-        mean = torch.tensor(DIV2K_MEAN if in_channels == 3 else (0.0,) * in_channels).view(1, in_channels, 1, 1)
-        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("mean", div2k_mean(in_channels), persistent=False)
         self.head = nn.Conv2d(in_channels, features, 3, padding=1)
         self.body = nn.Sequential(*(ResidualBlock(features, res_scale) for _ in range(num_blocks)))
         self.body_conv = nn.Conv2d(features, features, 3, padding=1)
-        tail: list[nn.Module] = []
-        if scale & (scale - 1) == 0:
-            for _ in range(int(math.log2(scale))):
-                tail += [nn.Conv2d(features, 4 * features, 3, padding=1), nn.PixelShuffle(2)]
-        elif scale == 3:
-            tail += [nn.Conv2d(features, 9 * features, 3, padding=1), nn.PixelShuffle(3)]
-        else:
-            raise ValueError(f"vision/models/edsr.py: scale {scale} not supported; use 2^n or 3")
-        self.upsample = nn.Sequential(*tail)
+        self.upsample = PixelShuffleUpsampler(scale, features)
         self.tail = nn.Conv2d(features, in_channels, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:

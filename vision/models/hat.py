@@ -11,55 +11,44 @@ CVPR 2023, arXiv:2205.04437.
 - Hybrid Attention Block (HAB): `x + W-MSA(LN(x)) + alpha * CAB(LN(x))`, then `+ MLP(LN(.))`.
   The (shifted, every other block) window self-attention with a relative position bias is
   `core.attention.WindowAttention`; the channel attention block (CAB: conv, GELU, conv,
-  squeeze-and-excitation) runs in parallel on the same normalized input, scaled by the small
-  weight `alpha = conv_scale = 0.01`.
+  squeeze-and-excitation, `torchvision.ops.SqueezeExcitation`) runs in parallel on the same
+  normalized input, scaled by the small weight `alpha = conv_scale = 0.01`.
 - Overlapping Cross-Attention Block (OCAB): queries from `M x M` windows, keys/values from
   `(1 + overlap_ratio) M` windows around them (`core.attention.overlapping_window`), then an MLP.
 
 Defaults are HAT-S for x4 (embed 144, 6 groups of 6 blocks, 6 heads, window 16, MLP ratio 2,
 CAB compression 24, squeeze 24: 9.6M parameters); HAT is embed 180 with compression 3 and
-squeeze 30 (20.8M). The image is normalized by the DIV2K mean, padded (reflect) to a multiple of
-the window and the output cropped back, as the reference's test-time code does.
+squeeze 30 (20.8M). The image is normalized by the DIV2K mean. Input sides must be multiples of
+the window (`size_multiple`): `vision.tasks.sr.SRTask` pads whole images (reflect) and crops the
+output back, as the reference's test-time code (`HATModel.pre_process`) does outside the network.
 """
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.ops import SqueezeExcitation
 
-from core.attention import Kernel, WindowAttention
-from core.attention.overlapping_window import OverlappingWindowAttention
+from core.attention import Kernel, OverlappingWindowAttention, WindowAttention
 from core.blocks import MLP, DropPath, trunc_normal_
-
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
-
-
-class SqueezeExcitation(nn.Module):
-    """Channel gating `x * sigmoid(W2 relu(W1 avgpool(x)))` (Hu et al. 2018); HAT calls it channel attention."""
-
-    def __init__(self, channels: int, squeeze_factor: int) -> None:
-        super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.reduce = nn.Conv2d(channels, channels // squeeze_factor, 1)
-        self.expand = nn.Conv2d(channels // squeeze_factor, channels, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """`x: (batch, channels, H, W)` -> same shape."""
-        return x * torch.sigmoid(self.expand(F.relu(self.reduce(self.pool(x)))))
+from vision.models.sr_blocks import PixelShuffleUpsampler, div2k_mean
 
 
 class ChannelAttentionBlock(nn.Module):
-    """CAB: 3x3 conv to `channels / compress_ratio`, GELU, 3x3 conv back, squeeze-and-excitation."""
+    """CAB: 3x3 conv to `channels / compress_ratio`, GELU, 3x3 conv back, squeeze-and-excitation.
+
+    The squeeze-and-excitation (HAT's "channel attention") is `x * sigmoid(fc2(relu(fc1(avgpool(x)))))`
+    with 1x1 convolutions to `channels // squeeze_factor` and back, exactly torchvision's.
+    """
 
     def __init__(self, channels: int, compress_ratio: int, squeeze_factor: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels // compress_ratio, 3, padding=1)
         self.conv2 = nn.Conv2d(channels // compress_ratio, channels, 3, padding=1)
-        self.excite = SqueezeExcitation(channels, squeeze_factor)
+        self.excite = SqueezeExcitation(channels, channels // squeeze_factor)
 
     def forward(self, x: Tensor) -> Tensor:
         """`x: (batch, channels, H, W)` -> same shape."""
@@ -133,21 +122,6 @@ class ResidualHybridAttentionGroup(nn.Module):
         return x + self.conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
-class PixelShuffleUpsampler(nn.Sequential):
-    """x2^n: n times (3x3 conv to 4C, PixelShuffle(2)); x3: 3x3 conv to 9C, PixelShuffle(3)."""
-
-    def __init__(self, scale: int, channels: int) -> None:
-        layers: list[nn.Module] = []
-        if scale & (scale - 1) == 0:
-            for _ in range(int(math.log2(scale))):
-                layers += [nn.Conv2d(channels, 4 * channels, 3, padding=1), nn.PixelShuffle(2)]
-        elif scale == 3:
-            layers += [nn.Conv2d(channels, 9 * channels, 3, padding=1), nn.PixelShuffle(3)]
-        else:
-            raise ValueError(f"vision/models/hat.py: scale {scale} not supported; use 2^n or 3")
-        super().__init__(*layers)
-
-
 class HAT(nn.Module):
     """Hybrid Attention Transformer for super-resolution (defaults: HAT-S, x4).
 
@@ -188,8 +162,7 @@ class HAT(nn.Module):
         if len(depths) != len(num_heads):
             raise ValueError(f"vision/models/hat.py: depths {depths} and num_heads {num_heads} must have one entry per group")
         self.scale, self.window_size, self.img_range, self.kernel = scale, window_size, img_range, kernel
-        mean = torch.tensor(DIV2K_MEAN if in_channels == 3 else (0.0,) * in_channels).view(1, in_channels, 1, 1)
-        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("mean", div2k_mean(in_channels), persistent=False)
         self.conv_first = nn.Conv2d(in_channels, embed_dim, 3, padding=1)
         self.embed_norm = nn.LayerNorm(embed_dim)
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
@@ -219,7 +192,7 @@ class HAT(nn.Module):
 
     @property
     def size_multiple(self) -> int:
-        """Input sides are padded to this multiple inside `forward`."""
+        """Input sides must be multiples of this (the window); `SRTask` pads whole images to it."""
         return self.window_size
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -230,21 +203,18 @@ class HAT(nn.Module):
         return self.norm(y).permute(0, 3, 1, 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        """`x: (batch, channels, h, w)` in [0, 1] -> `(batch, channels, scale*h, scale*w)`."""
-        if x.dim() != 4:
-            raise ValueError(f"vision/models/hat.py: expected (batch, channels, H, W); got {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        ws = self.window_size
-        pad_h, pad_w = (-h) % ws, (-w) % ws
-        if pad_h or pad_w:
-            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        """`x: (batch, channels, h, w)` in [0, 1], `h, w` multiples of the window -> `(batch, channels, scale*h, scale*w)`."""
+        if x.dim() != 4 or x.shape[-2] % self.size_multiple or x.shape[-1] % self.size_multiple:
+            raise ValueError(
+                f"vision/models/hat.py: HAT expects (batch, channels, height, width) with height and width "
+                f"multiples of the window {self.size_multiple}; got {tuple(x.shape)} "
+                f"(pad with vision.tiling.pad_to_multiple, or choose a patch size divisible by the window)"
+            )
         x = (x - self.mean) * self.img_range
         x = self.conv_first(x)
         x = self.conv_after_body(self.forward_features(x)) + x
         x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
-        x = x / self.img_range + self.mean
-        return x[..., : h * self.scale, : w * self.scale]
+        return x / self.img_range + self.mean
 
 
 def _init_weights(module: nn.Module) -> None:

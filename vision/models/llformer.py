@@ -207,7 +207,7 @@ class LLFormer(nn.Module):
     """LLFormer (Wang et al., AAAI 2023).
 
     Input and output are `(batch, 3, height, width)` images in [0, 1]; height and width must be
-    multiples of 16 (four 2x downsamplings): pad with `vision.tiling.pad_to_multiple`.
+    multiples of `size_multiple` = 16 (four 2x downsamplings): pad with `vision.tiling.pad_to_multiple`.
 
     Args:
         in_channels: input image channels.
@@ -268,10 +268,11 @@ class LLFormer(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         """`image: (batch, in_channels, height, width)` -> `(batch, out_channels, height, width)`."""
-        if image.dim() != 4 or image.shape[-2] % 16 or image.shape[-1] % 16:
+        multiple = self.size_multiple
+        if image.dim() != 4 or image.shape[-2] % multiple or image.shape[-1] % multiple:
             raise ValueError(
                 f"llformer.py: LLFormer expects (batch, channels, height, width) with height and width "
-                f"multiples of 16; got {tuple(image.shape)} (pad with vision.tiling.pad_to_multiple)"
+                f"multiples of {multiple}; got {tuple(image.shape)} (pad with vision.tiling.pad_to_multiple)"
             )
         x = self.patch_embed(image)
         encoded = []

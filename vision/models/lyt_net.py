@@ -18,6 +18,7 @@ channels; here every pixel is a token with `C` features, as the paper (and its T
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
@@ -83,6 +84,7 @@ class ChannelDenoiser(nn.Module):
         return torch.tanh(self.output_layer(y + y))
 
 
+# Not torchvision.ops.SqueezeExcitation: LYT-Net's gate is tanh (in (-1, 1)), not sigmoid, on nn.Linear weights.
 class SqueezeExcite(nn.Module):
     """Squeeze-and-excitation with a tanh gate: `x * tanh(fc2(relu(fc1(mean(x)))))`."""
 
@@ -115,7 +117,8 @@ class LYTNet(nn.Module):
     """LYT-Net (Brateanu et al., 2024).
 
     Input and output are `(batch, 3, height, width)` RGB in [0, 1]; height and width must be multiples
-    of 8 (the 8x pooling of the luminance attention and the denoisers' three stride-2 stages).
+    of `size_multiple`: lcm(`pool`, 8), 8 by default (the `pool`x pooling of the luminance attention
+    and the denoisers' three stride-2 stages).
 
     Args:
         filters: feature width of the Y/U/V branches (32); the chroma denoisers use `filters // 2`.
@@ -127,7 +130,6 @@ class LYTNet(nn.Module):
     """
 
     role: ClassVar[str] = "model"
-    size_multiple: ClassVar[int] = 8
 
     def __init__(
         self,
@@ -157,9 +159,14 @@ class LYTNet(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
+    @property
+    def size_multiple(self) -> int:
+        """Input sides must be multiples of this: of `pool` (the luminance pooling) and of 8 (the denoisers)."""
+        return math.lcm(self.pool, 8)
+
     def forward(self, image: Tensor) -> Tensor:
         """`image: (batch, 3, height, width)` -> enhanced `(batch, 3, height, width)` in (0, 1)."""
-        multiple = max(self.pool, 8)
+        multiple = self.size_multiple
         if image.dim() != 4 or image.shape[1] != 3 or image.shape[-2] % multiple or image.shape[-1] % multiple:
             raise ValueError(
                 f"lyt_net.py: LYTNet expects (batch, 3, height, width) with height and width multiples of "
