@@ -2,10 +2,12 @@
 
 Regression trains MSE on targets standardized with the training split's mean and standard
 deviation (stored as buffers, so checkpoints predict on the original scale) and reports
-`rmse`/`mae` on the original scale over the whole split. Classification trains binary
-cross-entropy per task and reports `roc_auc`, the mean over tasks of scikit-learn's ROC-AUC
-(tasks whose split holds a single class are left out). Missing labels are masked out of the
-loss and the metrics. After testing, the attention of one test molecule is drawn over its
+`rmse`/`mae` on the original scale over the whole split (torchmetrics `MeanSquaredError(squared=False)`,
+`MeanAbsoluteError`). Classification trains binary cross-entropy per task and reports `roc_auc`,
+the mean over tasks of each task's exact whole-split ROC-AUC (`core.metrics.MaskedMultilabelAUROC`:
+tasks whose split holds a single class are left out, as scikit-learn refuses them). Missing labels
+are masked out of the loss and the metrics. The metrics accumulate per batch and are synced across
+DDP ranks by torchmetrics. After testing, the attention of one test molecule is drawn over its
 structure and logged as the MLflow artifact `attention/<model>.png`.
 """
 
@@ -18,9 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
+from core.metrics import MaskedMultilabelAUROC
 from core.task import BaseTask, Role
 from core.tracking import log_figure
 
@@ -37,21 +40,44 @@ def masked_loss(prediction: Tensor, target: Tensor, label_mask: Tensor, task_typ
     return (per_label * weights).sum() / weights.sum().clamp_min(1.0)
 
 
+def split_metrics(task_type: Literal["regression", "classification"]) -> MetricCollection:
+    """The whole-split metrics of `task_type`, fed batch by batch with `update_split_metrics`.
+
+    Regression: `rmse` and `mae` over every present label; classification: `roc_auc`. States are
+    float64, as the numpy code before them, so long splits lose no precision in their sums.
+    """
+    if task_type == "regression":
+        metrics = MetricCollection({"rmse": MeanSquaredError(squared=False), "mae": MeanAbsoluteError()})
+    else:
+        metrics = MetricCollection({"roc_auc": MaskedMultilabelAUROC()})
+    return metrics.set_dtype(torch.float64)
+
+
+def update_split_metrics(metrics: MetricCollection, prediction: Tensor, target: Tensor, label_mask: Tensor) -> None:
+    """Add one batch `(batch, tasks)` to `split_metrics(...)`: only labels where `label_mask` is True count."""
+    prediction, target, label_mask = prediction.detach().double(), target.double(), label_mask.bool()
+    if "roc_auc" in metrics:
+        metrics.update(prediction, target, label_mask)
+    else:
+        metrics.update(prediction[label_mask], target[label_mask])
+
+
+def evaluate_split(task_type: Literal["regression", "classification"], prediction: np.ndarray | Tensor,
+                   target: np.ndarray | Tensor, label_mask: np.ndarray | Tensor) -> dict[str, float]:
+    """`split_metrics(task_type)` of one whole split at once (e.g. a random forest's test predictions)."""
+    metrics = split_metrics(task_type)
+    update_split_metrics(metrics, *(torch.as_tensor(a) for a in (prediction, target, label_mask)))
+    return {name: float(value) for name, value in metrics.compute().items()}
+
+
 def mean_roc_auc(scores: np.ndarray, labels: np.ndarray, label_mask: np.ndarray) -> float:
     """Mean ROC-AUC over tasks with both classes among present labels (NaN when none has)."""
-    values = []
-    for t in range(labels.shape[1]):
-        present = label_mask[:, t]
-        y = labels[present, t]
-        if len(np.unique(y)) == 2:
-            values.append(roc_auc_score(y, scores[present, t]))
-    return float(np.mean(values)) if values else float("nan")
+    return evaluate_split("classification", scores, labels, label_mask)["roc_auc"]
 
 
 def regression_metrics(prediction: np.ndarray, target: np.ndarray, label_mask: np.ndarray) -> dict[str, float]:
     """RMSE and MAE over every present label."""
-    error = (prediction - target)[label_mask]
-    return {"rmse": float(np.sqrt(np.mean(error ** 2))), "mae": float(np.mean(np.abs(error)))}
+    return evaluate_split("regression", prediction, target, label_mask)
 
 
 class MoleculePropertyTask(BaseTask):
@@ -70,6 +96,7 @@ class MoleculePropertyTask(BaseTask):
     """
 
     domain = "molecules"
+    task_name = "property"
 
     def __init__(
         self,
@@ -88,7 +115,7 @@ class MoleculePropertyTask(BaseTask):
         tasks = outputs.out_features if isinstance(outputs, nn.Linear) else 1
         self.register_buffer("target_mean", torch.zeros(tasks))
         self.register_buffer("target_std", torch.ones(tasks))
-        self._outputs: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {"val": [], "test": []}
+        self.val_metrics, self.test_metrics = split_metrics(task_type), split_metrics(task_type)
 
     def predict_batch(self, batch: Batch) -> Tensor:
         """Predictions on the original target scale (logits for classification)."""
@@ -107,39 +134,32 @@ class MoleculePropertyTask(BaseTask):
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._collect("val", batch)
+        update_split_metrics(self.val_metrics, self.predict_batch(batch), batch["y"], batch["y_mask"])
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._collect("test", batch)
+        update_split_metrics(self.test_metrics, self.predict_batch(batch), batch["y"], batch["y_mask"])
 
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
         out = self.predict_batch(batch)
         return torch.sigmoid(out) if self.task_type == "classification" else out
 
-    def _collect(self, stage: str, batch: Batch) -> None:
-        out = self.predict_batch(batch)
-        self._outputs[stage].append((out.detach().cpu(), batch["y"].cpu(), batch["y_mask"].cpu()))
-
-    def epoch_metrics(self, stage: str) -> dict[str, float]:
-        """Metrics of the collected split (and clears it)."""
-        outputs, self._outputs[stage] = self._outputs[stage], []
-        if not outputs:
-            return {}
-        prediction, target, label_mask = (torch.cat(parts).double().numpy() for parts in zip(*outputs, strict=True))
-        label_mask = label_mask.astype(bool)
-        if self.task_type == "regression":
-            return regression_metrics(prediction, target, label_mask)
-        return {"roc_auc": mean_roc_auc(prediction, target, label_mask)}
+    @staticmethod
+    def epoch_metrics(metrics: MetricCollection) -> dict[str, float]:
+        """The split's metrics (already synced across ranks; empty when no batch came), then a reset."""
+        updated = any(metric.update_called for metric in metrics.values())
+        values = {name: float(v) for name, v in metrics.compute().items()} if updated else {}
+        metrics.reset()
+        return values
 
     def on_validation_epoch_end(self) -> None:
-        metrics = self.epoch_metrics("val")
+        metrics = self.epoch_metrics(self.val_metrics)
         if metrics:
             # checkpoint.monitor on val/loss works for both task types: rmse, or 1 - roc_auc
             loss = metrics["rmse"] if "rmse" in metrics else 1.0 - metrics["roc_auc"]
             self.log_metrics("val", {**metrics, "loss": 0.0 if math.isnan(loss) else loss})
 
     def on_test_epoch_end(self) -> None:
-        metrics = self.epoch_metrics("test")
+        metrics = self.epoch_metrics(self.test_metrics)
         if metrics:
             self.log_metrics("test", metrics)
         self._log_attention_map()

@@ -1,0 +1,83 @@
+"""Metrics torchmetrics lacks, written as torchmetrics `Metric`s (accumulated per batch, synced under DDP).
+
+`MaskedMultilabelAUROC` is the MoleculeNet classification score: the mean over targets of each
+target's exact ROC-AUC over the whole split, counting only rows where that target's label exists
+and leaving out targets whose present labels hold a single class. torchmetrics'
+`MultilabelAUROC(ignore_index=...)` masks per target too, but scores a one-class target 0.0 and
+averages it in (tested), where scikit-learn refuses such a target and the papers leave it out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.functional.classification import binary_auroc
+from torchmetrics.utilities import dim_zero_cat
+
+
+class MaskedMultilabelAUROC(Metric):
+    """Mean over targets of the whole-split ROC-AUC of each target's present labels.
+
+    Equals `mean_t sklearn.metrics.roc_auc_score(labels[present[:, t], t], scores[present[:, t], t])`
+    over the targets `t` whose present labels hold both classes, NaN when none does. Every score is
+    kept until `compute`, so the value is exact (ties count 1/2) and never a mean of batch values.
+
+    `update(scores, labels, present=None)`:
+        scores: `(batch, targets)` probabilities or logits (only their order per target matters).
+        labels: `(batch, targets)` 0/1, NaN where missing; values where `present` is False are ignored.
+        present: `(batch, targets)` bool, True where the label exists (default: where it is not NaN).
+
+    Args:
+        kwargs: passed to `torchmetrics.Metric` (e.g. `process_group`).
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.add_state("scores", default=[], dist_reduce_fx="cat")
+        # missing labels are stored as NaN: one float state gathers under every DDP backend
+        self.add_state("labels", default=[], dist_reduce_fx="cat")
+
+    def update(self, scores: Tensor, labels: Tensor, present: Tensor | None = None) -> None:
+        """Add one batch (shapes in the class docstring)."""
+        if scores.ndim != 2 or scores.shape != labels.shape or (present is not None and present.shape != scores.shape):
+            found = None if present is None else tuple(present.shape)
+            raise ValueError(
+                f"MaskedMultilabelAUROC: scores {tuple(scores.shape)}, labels {tuple(labels.shape)} and present "
+                f"{found} must all be (batch, targets)"
+            )
+        missing = labels.isnan() if present is None else labels.isnan() | ~present.bool()
+        labels = (labels.detach() > 0.5).to(torch.float64).masked_fill(missing, float("nan"))
+        self.scores.append(scores.detach().to(torch.float64))
+        self.labels.append(labels)
+
+    def compute(self) -> Tensor:
+        """The mean ROC-AUC over targets with both classes present (NaN when there is none)."""
+        if isinstance(self.scores, list) and not self.scores:
+            return torch.tensor(float("nan"), dtype=torch.float64, device=self.device)
+        scores, labels = dim_zero_cat(self.scores), dim_zero_cat(self.labels)
+        values = []
+        for t in range(scores.shape[1]):
+            present = ~labels[:, t].isnan()
+            y = labels[present, t]
+            if 0 < y.sum() < y.numel():
+                values.append(binary_auroc(_dense_ranks(scores[present, t]), y.long(), validate_args=False))
+        if not values:
+            return torch.tensor(float("nan"), dtype=torch.float64, device=scores.device)
+        return torch.stack(values).mean()
+
+
+def _dense_ranks(scores: Tensor) -> Tensor:
+    """`scores` mapped order- and tie-preservingly into [0, 1].
+
+    torchmetrics squashes scores outside [0, 1] with a sigmoid, which rounds distinct large logits
+    to the same 1.0; ranks keep the AUC exactly that of the raw scores.
+    """
+    distinct, ranks = torch.unique(scores, return_inverse=True)
+    return ranks.to(torch.float64) / max(distinct.numel() - 1, 1)
