@@ -13,9 +13,8 @@ CONFIGS = sorted(ROOT.glob("*/configs/*.yaml")) + [ROOT / "tests" / "core" / "to
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[str(c.relative_to(ROOT)) for c in CONFIGS])
-def test_config_runs_fast_dev_run(config, tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.chdir(ROOT)
+def test_config_runs_fast_dev_run(config, mlflow_uri, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # configs name their data paths relative to the repository
     main([
         "fit", "--config", str(config), "--trainer.fast_dev_run=true",
         "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path}",

@@ -72,13 +72,15 @@ def test_each_model_overfits_a_tiny_batch(name):
     model = build(name, channels=2)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
-    for _ in range(40):
+    # 40 steps left the encoder-decoder models mid-descent (Transformer, Informer at 0.11-0.13 of the
+    # first loss on the worst of seeds 0-9, against 0.3); after 80 every model is below 0.02 of it.
+    for _ in range(80):
         loss = F.mse_loss(model(x, x_mark, y_mark), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert min(losses[-5:]) < 0.3 * losses[0], f"{name}: loss {losses[0]:.3f} -> {losses[-1]:.3f}"
+    assert min(losses[-5:]) < 0.1 * losses[0], f"{name}: loss {losses[0]:.3f} -> {losses[-1]:.3f}"
 
 
 def test_repeat_has_nothing_to_train():

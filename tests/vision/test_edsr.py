@@ -72,7 +72,7 @@ def test_edsr_overfits_a_tiny_batch():
     lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 16, 16)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     losses = []
-    for _ in range(60):
+    for _ in range(120):  # 60 steps left a 2x margin on the worst of seeds 0-9; 120 leave 8.5x
         loss = torch.nn.functional.l1_loss(model(lr), hr)
         losses.append(loss.item())
         opt.zero_grad()

@@ -76,7 +76,7 @@ def test_lyt_net_overfits_one_batch():
     high = (low * 3).clamp(0, 1)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = F.l1_loss(model(low), high).item()
-    for _ in range(120):
+    for _ in range(480):  # a slow, steady descent: 120 steps left seed 7 at 0.32 of the first loss
         opt.zero_grad()
         loss = F.l1_loss(model(low), high)
         loss.backward()
