@@ -8,16 +8,15 @@ their count, not a mean of batch means), as the LTSF papers report them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError
 
-from core.task import BaseTask, Role
+from core.task import BaseTask
 from core.tracking import log_figure
 
 Batch = tuple[Tensor, Tensor, Tensor, Tensor]
@@ -32,25 +31,16 @@ class ForecastTask(BaseTask):
 
     Args:
         model: the forecaster (`class_path` in the config), e.g. `timeseries.models.dlinear.DLinear`.
-        optimizer: optimizer callable (Adam; lr from the config).
-        lr_scheduler: optional schedule, e.g. `timeseries.schedules.DelayedExponentialLR`.
-        scheduler_interval: `epoch` or `step`.
-        role: overrides the model's `baseline` / `model` tag.
         plot_channels: how many target channels the forecast plot shows (the last ones).
+        **kwargs: `BaseTask`'s optimizer, lr_scheduler (e.g. `timeseries.schedules.DelayedExponentialLR`),
+            scheduler_interval and role.
     """
 
     domain = "timeseries"
+    task_name = "forecast"
 
-    def __init__(
-        self,
-        model: nn.Module,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        scheduler_interval: Literal["epoch", "step"] = "epoch",
-        role: Role = "auto",
-        plot_channels: int = 3,
-    ) -> None:
-        super().__init__(model, optimizer, lr_scheduler, scheduler_interval, role)
+    def __init__(self, model: nn.Module, plot_channels: int = 3, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
         self.plot_channels = plot_channels
         self.val_mse, self.val_mae = MeanSquaredError(), MeanAbsoluteError()
         self.test_mse, self.test_mae = MeanSquaredError(), MeanAbsoluteError()
@@ -115,11 +105,11 @@ class ForecastTask(BaseTask):
                 raise ValueError(
                     f"{type(self.model).__name__} was built with {name}={want} but {type(data).__name__} "
                     f"({getattr(data, 'path', '')}, features={getattr(data, 'features', '?')!r}) gives {name}={have}; "
-                    f"set model.init_args.model.init_args.{name}: {have}"
+                    f"set it once, as data.init_args.{name} (the CLI passes the data's sizes to the model)"
                 )
 
     def _log_forecast_params(self) -> None:
-        params = {name: getattr(self.model, name) for name in ("seq_len", "pred_len") if hasattr(self.model, name)}
+        params = {name: getattr(self.model, name) for name in ("seq_len", "pred_len", "channels") if hasattr(self.model, name)}
         if "pred_len" in params:
             params["horizon"] = params.pop("pred_len")
         data = getattr(self.trainer, "datamodule", None)

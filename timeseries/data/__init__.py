@@ -1,7 +1,7 @@
 """Time-series data: CSV reader, the LTSF splits, calendar features, forecast windows, DataModule."""
 
 from timeseries.data.datamodule import EMBEDDED_ETTH1, ETTDataModule, Features
-from timeseries.data.reader import FillMode, SeriesTable, read_series_csv
+from timeseries.data.reader import FillMode, SeriesTable, read_series_csv, read_series_header
 from timeseries.data.splits import (
     SplitBorders,
     SplitLayout,
@@ -26,6 +26,7 @@ __all__ = [
     "TIME_FEATURES",
     "check_length",
     "read_series_csv",
+    "read_series_header",
     "resolve_layout",
     "split_borders",
     "split_sizes",

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from timeseries.data.reader import FillMode, read_series_csv
+from timeseries.data.reader import FillMode, read_series_csv, read_series_header
 from timeseries.data.splits import (
     SplitBorders,
     SplitLayout,
@@ -37,6 +37,8 @@ class ETTDataModule(L.LightningDataModule):
     ETTh 8640/2880/2880 rows, ETTm four times that, other files 7:1:2 in time order; validation and
     test segments start `seq_len` rows before their split; every column is standardized with the
     mean and standard deviation of the train rows only. Metrics are reported on that scale.
+    Under `attn`, the forecaster takes `seq_len`, `pred_len` and `channels` from here (links of
+    `core.cli`): a config sets them on the data only.
 
     Args:
         path: the CSV; default: the ETTh1 file carried in the repository (`timeseries/data/ETTh1.csv`).
@@ -135,8 +137,16 @@ class ETTDataModule(L.LightningDataModule):
 
     @property
     def channels(self) -> int:
-        """Input channels of the model (after `setup`)."""
-        return len(self._ready().columns)
+        """Input channels of the model: the file's value columns (1 with features `S`).
+
+        Known before `setup` from the CSV header alone, so that the CLI links it into the model's
+        `channels` when it builds both (see `core.cli`); ETTh1's 7 and any other file's N alike.
+        """
+        if self.datasets:
+            return len(self.columns)
+        if self.features == "S":
+            return 1
+        return len(read_series_header(self.path, date_column=self.date_column))
 
     @property
     def target_channels(self) -> int:

@@ -61,14 +61,10 @@ def read_series_csv(path: str | Path, *, date_column: str = "date", fill_missing
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a readable CSV file ({err})") from err
-    if date_column not in frame.columns:
-        raise ValueError(f"{path}: column '{date_column}' missing; found {list(frame.columns)}")
+    value_columns = _value_columns(path, list(frame.columns), date_column)
     if len(frame) == 0:
         raise ValueError(f"{path}: no data rows after the header")
     dates = _parse_dates(path, frame[date_column], date_column)
-    value_columns = [c for c in frame.columns if c != date_column]
-    if not value_columns:
-        raise ValueError(f"{path}: no value columns besides '{date_column}'")
     values, missing = _parse_values(path, frame[value_columns])
     filled = 0
     if missing.any():
@@ -81,6 +77,32 @@ def read_series_csv(path: str | Path, *, date_column: str = "date", fill_missing
         values, filled = _fill(path, values, fill_missing, value_columns), int(missing.sum())
         log.warning("%s: filled %d missing values with %s", path, filled, fill_missing)
     return SeriesTable(path=path, dates=dates, columns=tuple(value_columns), values=values, filled=filled)
+
+
+def read_series_header(path: str | Path, *, date_column: str = "date") -> tuple[str, ...]:
+    """The value columns of a series CSV, in file order, from its header line alone.
+
+    What `read_series_csv(path).columns` will be, without parsing the rows: the CLI sizes a model
+    from it before the DataModule's `setup` reads the file. Raises as `read_series_csv` does for a
+    missing file, an unreadable header, no date column or no value column.
+    """
+    path = str(path)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        header = pd.read_csv(path, nrows=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a readable CSV file ({err})") from err
+    return tuple(_value_columns(path, list(header.columns), date_column))
+
+
+def _value_columns(path: str, columns: list[str], date_column: str) -> list[str]:
+    if date_column not in columns:
+        raise ValueError(f"{path}: column '{date_column}' missing; found {columns}")
+    value_columns = [c for c in columns if c != date_column]
+    if not value_columns:
+        raise ValueError(f"{path}: no value columns besides '{date_column}'")
+    return value_columns
 
 
 def _parse_dates(path: str, raw: pd.Series, date_column: str) -> pd.DatetimeIndex:
