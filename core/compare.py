@@ -49,7 +49,7 @@ def _parameter_count(run: Any) -> int | None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point of `attn-compare`."""
     parser = argparse.ArgumentParser(prog="attn-compare", description=__doc__.splitlines()[0])
-    parser.add_argument("experiments", nargs="+", help="MLflow experiment names, e.g. timeseries/ETTh1")
+    parser.add_argument("experiments", nargs="+", help="MLflow experiment names, e.g. timeseries/forecast/ETTh1")
     args = parser.parse_args(argv)
     for experiment in args.experiments:
         rows = latest_results(experiment)

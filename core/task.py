@@ -36,6 +36,8 @@ class BaseTask(L.LightningModule):
     """
 
     domain: ClassVar[str] = "core"
+    # what the task does (`forecast`, `lowlight`, `sr`, ...): the middle of its MLflow experiment name
+    task_name: ClassVar[str] = "task"
     # True where the model is built from the data in `configure_model` (its size is unknown when
     # the CLI logs the `params` param; such a task logs the metric `num_parameters` once built)
     model_from_data: ClassVar[bool] = False
@@ -76,11 +78,20 @@ class BaseTask(L.LightningModule):
             on_step=on_step, on_epoch=True, prog_bar=stage != "test", batch_size=batch_size, sync_dist=not on_step,
         )
 
+    @classmethod
+    def experiment_name(cls, dataset: str) -> str:
+        """The MLflow experiment of this task on `dataset`: `<domain>/<task>/<dataset>`, e.g. `vision/sr/Set5`.
+
+        Settings that vary inside a task and dataset (horizon, scale, split, seed) are run params and tags.
+        """
+        return f"{cls.domain}/{cls.task_name}/{dataset}"
+
     def tracking_tags(self) -> dict[str, str]:
         """MLflow tags describing this run: domain, model, role and attention kernel."""
         role = self.role if self.role != "auto" else getattr(self.model, "role", "model")
         return {
             "domain": self.domain,
+            "task": self.task_name,
             "model": type(self.model).__name__,
             "role": role,
             "kernel": str(getattr(self.model, "kernel", "none")),

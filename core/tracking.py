@@ -2,7 +2,8 @@
 
 Without `MLFLOW_TRACKING_URI`, runs go to a SQLite store `./mlflow/mlflow.db` with artifacts under
 `./mlflow/artifacts/`, so `make ui` (mlflow ui on that store) shows them. Experiments are named
-`<domain>/<dataset>`; runs carry the tags domain, dataset, model, role, kernel and seed.
+`<domain>/<task>/<dataset>` (`BaseTask.experiment_name`); runs carry the tags domain, task, dataset,
+model, role, kernel and seed.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class MLflowLogger(MLFlowLogger):
     """Lightning's MLflow logger with the suite's defaults.
 
     Args:
-        experiment_name: default None: the CLI names it `<domain>/<dataset>` from the task and data.
+        experiment_name: default None: the CLI names it `<domain>/<task>/<dataset>` from the task and data.
         run_name: default None: the CLI uses the model's class name.
         tracking_uri: default `MLFLOW_TRACKING_URI`, else `sqlite:///./mlflow/mlflow.db`.
         tags: extra run tags, merged with the suite's.

@@ -11,7 +11,7 @@ features, relative attention off), `mat` (MAT), `rf_ecfp4` (random forest on ECF
 seeded split (80/10/10) and is tested once; the neural models go through the same code path as
 `attn fit` with `molecules/configs/<model>_<esol|bbbp>.yaml` (data options overridden), testing
 the best-validation checkpoint, in `--jobs` parallel processes of `--threads` threads each.
-Every run lands in MLflow experiment `molecules/<dataset>`; the table of mean and standard
+Every run lands in MLflow experiment `molecules/property/<dataset>`; the table of mean and standard
 deviation over seeds, featurization time included, is printed, written with `--json` and
 logged to MLflow experiment `bench/molecules`.
 """
@@ -19,9 +19,7 @@ logged to MLflow experiment `bench/molecules`.
 from __future__ import annotations
 
 import argparse
-import os
 import time
-import traceback
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from core.bench import add_common_arguments, hardware, report
+from core.bench import BenchRow, add_training_arguments, bench_parser, report, train_row
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "molecules"
@@ -46,11 +44,8 @@ KNOWN: dict[str, tuple[Path | None, str, str, tuple[str, ...]]] = {
 
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     """Register `attn-bench molecules` (entry point of the `attn.bench` group)."""
-    parser = subparsers.add_parser(
-        "molecules", help="R-MAT vs MAT and fingerprint / descriptor random forests (MoleculeNet CSVs)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--dataset", default="ESOL", help="name: MLflow experiment molecules/<dataset>; ESOL and BBBP have defaults")
+    parser = bench_parser(subparsers, "molecules", help="R-MAT vs MAT and fingerprint / descriptor random forests (MoleculeNet CSVs)", doc=__doc__)
+    parser.add_argument("--dataset", default="ESOL", help="name: MLflow experiment molecules/property/<dataset>; ESOL and BBBP have defaults")
     parser.add_argument("--data-path", default=None, help="MoleculeNet-style CSV (default: embedded ESOL, or ../shared/data/molecules/BBBP.csv)")
     parser.add_argument("--smiles-column", default="smiles")
     parser.add_argument("--target-columns", nargs="+", default=None, help="target column(s) (default: the dataset's)")
@@ -58,14 +53,10 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", choices=["random", "scaffold"], default=None, help="default: random for regression, scaffold for classification")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--max-epochs", type=int, default=None, help="cap the configs' epochs (CPU budget)")
     parser.add_argument("--jobs", type=int, default=2, help="neural runs trained in parallel processes")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per neural run")
     parser.add_argument("--trees", type=int, default=500, help="trees per random forest (MoleculeNet: 500)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="extra CLI overrides for the neural runs, e.g. model.init_args.model.init_args.depth=2")
-    parser.add_argument("--root-dir", type=Path, default=Path("checkpoints") / "bench-molecules")
-    add_common_arguments(parser)
+    parser.add_argument("--cache-dir", default=None, help="featurization cache (default ~/.cache/attn-suite/molecules)")
+    add_training_arguments(parser, root_dir=str(Path("checkpoints") / "bench-molecules"), threads=1)
     parser.set_defaults(func=run)
 
 
@@ -99,7 +90,8 @@ def run(args: argparse.Namespace) -> None:
 
     spec = resolve(args)
     data = MoleculeDataModule(path=spec["path"], dataset_name=args.dataset, smiles_column=args.smiles_column,
-                              target_columns=spec["targets"], task_type=spec["task_type"], split=spec["split"])
+                              target_columns=spec["targets"], task_type=spec["task_type"], split=spec["split"],
+                              cache_dir=args.cache_dir)
     data.setup()  # featurizes (or reads the cache) once, before the parallel runs
     stats = data.featurize_stats
     print(f"[molecules] {args.dataset}: {len(data.train_set)}/{len(data.val_set)}/{len(data.test_set)} molecules, "
@@ -111,10 +103,10 @@ def run(args: argparse.Namespace) -> None:
         from core.tracking import default_tracking_uri
 
         MlflowClient(default_tracking_uri()).search_experiments(max_results=1)
-    runs: list[dict[str, Any]] = []
+    runs: list[BenchRow] = []
     neural = [(m, s) for m in args.models if m in NEURAL for s in args.seeds]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_neural, m, s, spec, vars_for_worker(args)) for m, s in neural]
+        futures = [pool.submit(run_neural, m, s, spec, args) for m, s in neural]
         for name in args.models:  # forests run here while the neural runs train
             if name in FORESTS:
                 runs += run_forest(name, spec, args)
@@ -127,73 +119,44 @@ def run(args: argparse.Namespace) -> None:
         f"featurization: {data.featurize_seconds:.1f} s for {len(data.train_set) + len(data.val_set) + len(data.test_set)} "
         f"molecules ({stats.computed} computed, {stats.cached} cached, {stats.fallbacks} conformer fallbacks, "
         f"{data.skipped_rows} rows skipped)",
-        f"epochs capped at {args.max_epochs}" if args.max_epochs else "epochs as in the configs",
-        *([f"overrides: {' '.join(args.set)}"] if args.set else []),
         *target_notes(rows, spec["task_type"]),
     ]
     std = f"{metric}_std"
     columns = ["model", "role", "dataset", "split", "seeds", metric, std]
     columns += ["mae", "mae_std"] if metric == "rmse" else []
     report(rows, experiment="bench/molecules", title=f"molecules {args.dataset} ({spec['split']} split)",
-           json_path=args.json, columns=[*columns, "params", "epochs", "seconds"], log_mlflow=not args.no_mlflow, notes=notes)
-    failed = [r for r in runs if "error" in r]
-    if failed:
-        raise SystemExit(f"attn-bench molecules: {len(failed)} run(s) failed: {[(r['model'], r['seed'], r['error']) for r in failed]}")
+           json_path=args.json, columns=[*columns, "params", "epochs", "seconds"], log_mlflow=not args.no_mlflow, notes=notes, budget=args)
 
 
-def vars_for_worker(args: argparse.Namespace) -> dict[str, Any]:
-    return {"dataset": args.dataset, "smiles_column": args.smiles_column, "max_epochs": args.max_epochs,
-            "threads": args.threads, "set": list(args.set), "root_dir": str(args.root_dir)}
-
-
-def run_neural(name: str, seed: int, spec: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
+def run_neural(name: str, seed: int, spec: dict[str, Any], args: argparse.Namespace) -> BenchRow:
     """Fit and test one neural model through the `attn` CLI (runs in a worker process)."""
-    import torch
-
-    from core.cli import fit_and_test
-
-    torch.set_num_threads(opts["threads"])
     base = "rmat" if name == "rmat_plain" else name
     suffix = "esol" if spec["task_type"] == "regression" else "bbbp"
-    config = CONFIG_DIR / f"{base}_{suffix}.yaml"
     m = "--model.init_args.model.init_args"
-    cli_args = [
-        "--config", str(config), f"--seed_everything={seed}",
-        f"--data.init_args.path={spec['path']}", f"--data.init_args.dataset_name={opts['dataset']}",
-        f"--data.init_args.smiles_column={opts['smiles_column']}",
+    overrides = [
+        f"--seed_everything={seed}",
+        f"--data.init_args.path={spec['path']}", f"--data.init_args.dataset_name={args.dataset}",
+        f"--data.init_args.smiles_column={args.smiles_column}",
         f"--data.init_args.target_columns={spec['targets']}", f"--data.init_args.task_type={spec['task_type']}",
         f"--data.init_args.split={spec['split']}", f"--data.init_args.seed={seed}",
         "--data.init_args.featurize_workers=1", f"--model.init_args.task_type={spec['task_type']}",
         f"{m}.outputs={len(spec['targets'])}",
-        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-        f"--trainer.default_root_dir={opts['root_dir']}/{name}-{seed}",
+        *([f"--data.init_args.cache_dir={args.cache_dir}"] if args.cache_dir is not None else []),
     ]
     if name == "rmat_plain":
-        cli_args.append(f"{m}.relative=false")
-    if opts["max_epochs"] is not None:
-        cli_args.append(f"--trainer.max_epochs={opts['max_epochs']}")
-    cli_args += [f"--{item}" for item in opts["set"]]
-    row: dict[str, Any] = {"model": name, "seed": seed}
-    print(f"[molecules] {name} seed {seed}: attn fit {' '.join(cli_args)}", flush=True)
-    try:
-        task, trainer, result, seconds = fit_and_test(cli_args)
-    except Exception as err:  # one failed run must not lose the others' rows
-        traceback.print_exc()
-        row.update(error=f"{type(err).__name__}: {err}"[:300], metrics={})
-        return row
-    metrics = {k.removeprefix("test/"): float(v) for k, v in result.items() if k.startswith("test/")}
-    row.update(role=task.tracking_tags()["role"], params=task.num_parameters(), seconds=seconds,
-               epochs=trainer.current_epoch, metrics=metrics)
-    print(f"[molecules] {name} seed {seed}: {metrics} ({seconds:.0f} s, pid {os.getpid()})", flush=True)
+        overrides.append(f"{m}.relative=false")
+    row, _ = train_row(CONFIG_DIR / f"{base}_{suffix}.yaml", args, overrides=overrides, dataset=args.dataset,
+                       settings={"seed": seed}, name=f"{name}-{seed}", tag="molecules")
+    row.config = name
     return row
 
 
-def run_forest(name: str, spec: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_forest(name: str, spec: dict[str, Any], args: argparse.Namespace) -> list[BenchRow]:
     """Fit and test one random forest per seed (the seed's split), logging each to MLflow like the CLI runs."""
     from molecules.data import MoleculeDataModule
     from molecules.models.descriptor_rf import DescriptorRF
     from molecules.models.fingerprint_rf import FingerprintRF
-    from molecules.tasks import mean_roc_auc, regression_metrics
+    from molecules.tasks import evaluate_split
 
     cls = FingerprintRF if name == "rf_ecfp4" else DescriptorRF
     features: dict[str, np.ndarray] = {}
@@ -201,7 +164,7 @@ def run_forest(name: str, spec: dict[str, Any], args: argparse.Namespace) -> lis
     for seed in args.seeds:
         data = MoleculeDataModule(path=spec["path"], dataset_name=args.dataset, smiles_column=args.smiles_column,
                                   target_columns=spec["targets"], task_type=spec["task_type"], split=spec["split"],
-                                  seed=seed, precompute=False)
+                                  seed=seed, precompute=False, cache_dir=args.cache_dir)
         data.setup()  # the same split as the neural runs of this seed
         forest = cls(task_type=spec["task_type"], n_estimators=args.trees, seed=seed, n_jobs=1)
         (train_smiles, _, test_smiles), (train_y, _, test_y) = data.split_smiles, data.split_targets
@@ -213,31 +176,29 @@ def run_forest(name: str, spec: dict[str, Any], args: argparse.Namespace) -> lis
         seconds = time.perf_counter() - start
         prediction = forest.predict_features(np.stack([features[s] for s in test_smiles]))
         label_mask = ~np.isnan(test_y)
-        if spec["task_type"] == "regression":
-            metrics = regression_metrics(prediction, np.nan_to_num(test_y), label_mask)
-        else:
-            metrics = {"roc_auc": mean_roc_auc(prediction, np.nan_to_num(test_y), label_mask)}
+        metrics = evaluate_split(spec["task_type"], prediction, np.nan_to_num(test_y), label_mask)
         if not args.no_mlflow:
             log_forest_run(cls.__name__, seed, metrics, args.dataset, spec, args.trees)
         print(f"[molecules] {name} seed {seed}: {metrics} ({seconds:.0f} s)", flush=True)
-        rows.append({"model": name, "seed": seed, "role": "baseline", "params": None, "seconds": seconds,
-                     "epochs": None, "metrics": metrics})
+        rows.append(BenchRow(model=cls.__name__, role="baseline", dataset=args.dataset, config=name,
+                             seconds=seconds, metrics=metrics, settings={"seed": seed}))
     return rows
 
 
 def log_forest_run(model: str, seed: int, metrics: dict[str, float], dataset: str, spec: dict[str, Any], trees: int) -> None:
-    """One MLflow run in `molecules/<dataset>` with the suite's tags and `test/*` metrics."""
+    """One MLflow run in the task's experiment (`molecules/property/<dataset>`) with the suite's tags and `test/*` metrics."""
     from mlflow.tracking import MlflowClient
 
     from core.tracking import default_tracking_uri, local_artifact_location
+    from molecules.tasks import MoleculePropertyTask
 
     client = MlflowClient(default_tracking_uri())
-    experiment = f"molecules/{dataset}"
+    experiment = MoleculePropertyTask.experiment_name(dataset)
     found = client.get_experiment_by_name(experiment)
     exp_id = found.experiment_id if found else client.create_experiment(
         experiment, artifact_location=local_artifact_location(experiment))
-    tags = {"domain": "molecules", "model": model, "role": "baseline", "kernel": "none", "dataset": dataset,
-            "seed": str(seed), "hardware": hardware()}
+    tags = {"domain": "molecules", "task": MoleculePropertyTask.task_name, "model": model, "role": "baseline", "kernel": "none", "dataset": dataset,
+            "seed": str(seed)}
     run = client.create_run(exp_id, run_name=model, tags=tags)
     for key, value in {"split": spec["split"], "targets": ",".join(spec["targets"]), "n_estimators": trees}.items():
         client.log_param(run.info.run_id, key, value)
@@ -246,30 +207,32 @@ def log_forest_run(model: str, seed: int, metrics: dict[str, float], dataset: st
     client.set_terminated(run.info.run_id)
 
 
-def summarize(runs: list[dict[str, Any]], args: argparse.Namespace, spec: dict[str, Any]) -> list[dict[str, Any]]:
+def summarize(runs: list[BenchRow], args: argparse.Namespace, spec: dict[str, Any]) -> list[BenchRow]:
     """One row per model: mean and standard deviation (ddof 0) of each test metric over seeds."""
     rows = []
     for name in args.models:
-        done = [r for r in runs if r["model"] == name and "error" not in r]
-        label = NEURAL.get(name) or FORESTS[name]
-        row: dict[str, Any] = {"model": label, "role": done[0]["role"] if done else None, "dataset": args.dataset,
-                               "split": spec["split"], "seeds": len(done)}
+        mine = [r for r in runs if r.config == name]
+        done = [r for r in mine if not r.error]
         metrics: dict[str, float] = {}
-        for key in sorted({k for r in done for k in r["metrics"]}):
-            values = np.array([r["metrics"][key] for r in done if key in r["metrics"]])
+        for key in sorted({k for r in done for k in r.metrics}):
+            values = np.array([r.metrics[key] for r in done if key in r.metrics])
             metrics[key], metrics[f"{key}_std"] = float(values.mean()), float(values.std())
-        row["metrics"] = metrics
-        row["per_seed"] = {r["seed"]: r["metrics"] for r in done}
-        row["params"] = done[0]["params"] if done else None
-        row["epochs"] = float(np.mean([r["epochs"] for r in done])) if done and done[0]["epochs"] is not None else None
-        row["seconds"] = round(float(np.mean([r["seconds"] for r in done])), 1) if done else None
-        rows.append(row)
+        errors = [f"seed {r.settings['seed']}: {r.error}" for r in mine if r.error]
+        rows.append(BenchRow(
+            model=NEURAL.get(name) or FORESTS[name], role=done[0].role if done else None, dataset=args.dataset,
+            config=name, params=done[0].params if done else None,
+            seconds=round(float(np.mean([r.seconds for r in done])), 1) if done else None,
+            epochs=round(float(np.mean([r.epochs for r in done]))) if done and done[0].epochs is not None else None,
+            metrics=metrics, settings={"split": spec["split"], "seeds": len(done)},
+            reference={"per_seed": {r.settings["seed"]: r.metrics for r in done}},
+            error="; ".join(errors) or None,
+        ))
     return rows
 
 
-def target_notes(rows: list[dict[str, Any]], task_type: str) -> list[str]:
+def target_notes(rows: list[BenchRow], task_type: str) -> list[str]:
     """Plain statements of the issue's targets against the measured means."""
-    by = {r["model"]: r["metrics"] for r in rows}
+    by = {r.model: r.metrics for r in rows}
     rmat, rf = by.get("R-MAT", {}), by.get("RF on ECFP4", {})
     if task_type != "regression" or "rmse" not in rmat:
         return []

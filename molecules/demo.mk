@@ -9,4 +9,4 @@ demo-molecules: $(STAMP)
 	OMP_NUM_THREADS=1 $(VENV)/bin/attn-bench molecules --dataset ESOL --seeds 0 --models rmat rf_ecfp4 \
 	  --max-epochs 8 --trees 100 --jobs 1 --threads 1 \
 	  --set model.init_args.lr_scheduler.init_args.warmup=30 model.init_args.lr_scheduler.init_args.total=232
-	$(VENV)/bin/attn-compare molecules/ESOL
+	$(VENV)/bin/attn-compare molecules/property/ESOL

@@ -14,17 +14,16 @@ structure and logged as the MLflow artifact `attention/<model>.png`.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 
 from core.metrics import MaskedMultilabelAUROC
-from core.task import BaseTask, Role
+from core.task import BaseTask
 from core.tracking import log_figure
 
 Batch = dict[str, Tensor]
@@ -87,12 +86,10 @@ class MoleculePropertyTask(BaseTask):
 
     Args:
         model: `molecules.models.rmat.RMAT` or `molecules.models.mat.MAT` (`class_path`).
-        optimizer: optimizer callable (Adam; lr from the config).
-        lr_scheduler: optional schedule, e.g. `molecules.schedules.WarmupCosineLR`.
-        scheduler_interval: `epoch` or `step`.
-        role: overrides the model's `baseline` / `model` tag.
         task_type: `regression` or `classification`; must match the data module's.
         attention_molecule: index (in the test split) of the molecule whose attention is drawn.
+        **kwargs: `BaseTask`'s optimizer, lr_scheduler (e.g. `core.schedules.WarmupCosineLR`),
+            scheduler_interval and role.
     """
 
     domain = "molecules"
@@ -101,14 +98,11 @@ class MoleculePropertyTask(BaseTask):
     def __init__(
         self,
         model: nn.Module,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        scheduler_interval: Literal["epoch", "step"] = "epoch",
-        role: Role = "auto",
         task_type: Literal["regression", "classification"] = "regression",
         attention_molecule: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(model, optimizer, lr_scheduler, scheduler_interval, role)
+        super().__init__(model, **kwargs)
         self.task_type = task_type
         self.attention_molecule = attention_molecule
         outputs = getattr(model, "head", None)

@@ -12,7 +12,7 @@ best-validation-AUC checkpoint (AUC and log loss over the whole test split). The
 one process, the inference latency of every trained model is measured on the CPU at batch sizes 1
 and 1024 (rounds interleaved across models, median of the rounds), reported per 1,000 rows.
 The table is printed, written with `--json`, and logged to MLflow experiment `bench/ctr`; each
-training run also lands in `recsys/<dataset>`. On the synthetic data the issue's claims are checked
+training run also lands in `recsys/ctr/<dataset>`. On the synthetic data the issue's claims are checked
 and printed below the table (Hiformer within 0.005 AUC of the best, above LR and FM; the serving
 variant >= 1.5x faster than full Hiformer with an AUC loss under 0.002).
 """
@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import argparse
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from core.bench import add_common_arguments, hardware, report
+from core.bench import BenchRow, add_training_arguments, bench_parser, report, train_row
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "recsys"
@@ -39,25 +38,15 @@ FORMATS = ("criteo", "avazu", "movielens", "libfm", "csv")
 
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     """Register `attn-bench ctr` (entry point of the `attn.bench` group)."""
-    parser = subparsers.add_parser(
-        "ctr", help="Hiformer vs LR/FM/DNN/DCN-v2/AutoInt/Transformer on click logs (AUC, log loss, latency)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = bench_parser(subparsers, "ctr", help="Hiformer vs LR/FM/DNN/DCN-v2/AutoInt/Transformer on click logs (AUC, log loss, latency)", doc=__doc__)
     parser.add_argument("--dataset", default="synthetic", help="synthetic (embedded generator), criteo, avazu, movielens (the shared samples by default) or any name with --data-path")
     parser.add_argument("--data-path", default=None, help="click-log file (or MovieLens folder)")
     parser.add_argument("--format", choices=FORMATS, default=None, help="file format (default: the dataset name when it is a format)")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--rows", type=int, default=None, help="rows drawn from the synthetic generator (default: the configs')")
-    parser.add_argument("--max-epochs", type=int, default=None, help="cap on the configs' epochs")
-    parser.add_argument(
-        "--set", nargs="+", default=[], metavar="KEY=VALUE",
-        help="extra Lightning CLI arguments for every run without the leading dashes, e.g. trainer.limit_train_batches=10",
-    )
     parser.add_argument("--latency-rounds", type=int, default=5, help="interleaved timing rounds (median reported)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--config-dir", type=Path, default=CONFIG_DIR)
-    parser.add_argument("--root-dir", default="checkpoints/ctr", help="where checkpoints are written")
-    add_common_arguments(parser)
+    add_training_arguments(parser, root_dir="checkpoints/ctr")
     parser.set_defaults(func=run)
 
 
@@ -81,63 +70,28 @@ def data_arguments(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> None:
     """Train and test every requested model, time them side by side, report the table."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
     data_args = data_arguments(args)
-    rows, trained, failed = [], {}, 0
+    rows, trained = [], {}
     for name in args.models:
-        row, model, batch = train_one(name, data_args, args)
-        failed += "error" in row
+        row, fitted = train_row(args.config_dir / f"{name}_synthetic.yaml", args, overrides=data_args,
+                             dataset=args.dataset, name=name, tag="ctr")
         rows.append(row)
-        if model is not None:
-            trained[name] = (model, batch)
+        if fitted is not None:
+            trained[name] = (fitted.task.model.eval(), fitted.trainer.datamodule.datasets["test"])
     if trained:
         latency = measure_latency(trained, args.latency_rounds)
         for row in rows:
-            row.update(latency.get(row["config"], {}))
+            row.measures.update(latency.get(row.config, {}))
     notes = [
-        "auc/logloss over the whole test split at the best validation-AUC checkpoint; seconds = training wall time",
-        f"ms_per_1k_b1 / ms_per_1k_b1024: CPU inference per 1,000 rows at batch 1 / 1024, median of {args.latency_rounds} interleaved rounds, same process [{hardware()}]",
+        "roc_auc/logloss over the whole test split at the best validation-AUC checkpoint; seconds = training wall time",
+        f"ms_per_1k_b1 / ms_per_1k_b1024: CPU inference per 1,000 rows at batch 1 / 1024, median of {args.latency_rounds} interleaved rounds, same process (the machine is named in the title)",
         *claims(rows, args.dataset),
-        *([f"overrides: {' '.join(args.set)}"] if args.set else []),
-        *([f"epochs capped at {args.max_epochs}"] if args.max_epochs else []),
     ]
     report(
         rows, experiment="bench/ctr", title=f"CTR {args.dataset}", json_path=args.json,
-        columns=["config", "model", "role", "auc", "logloss", "params", "epochs", "seconds", "ms_per_1k_b1", "ms_per_1k_b1024"],
-        log_mlflow=not args.no_mlflow, notes=notes,
+        columns=["config", "model", "role", "roc_auc", "logloss", "params", "epochs", "seconds", "ms_per_1k_b1", "ms_per_1k_b1024"],
+        log_mlflow=not args.no_mlflow, notes=notes, budget=args,
     )
-    if failed:
-        raise SystemExit(f"attn-bench ctr: {failed} run(s) failed; see 'error' in the rows")
-
-
-def train_one(name: str, data_args: list[str], args: argparse.Namespace) -> tuple[dict[str, Any], Any, Any]:
-    """Fit and test one config through the `attn` CLI; the table row, the trained model, a test batch."""
-    from core.cli import fit_and_test
-
-    cli_args = [
-        "--config", str(args.config_dir / f"{name}_synthetic.yaml"), *data_args,
-        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-        f"--trainer.default_root_dir={args.root_dir}",
-    ]
-    if args.max_epochs is not None:
-        cli_args.append(f"--trainer.max_epochs={args.max_epochs}")
-    cli_args += [f"--{item}" for item in args.set]
-    row: dict[str, Any] = {"config": name, "model": None, "role": None, "dataset": args.dataset}
-    print(f"[ctr] {name}: attn fit {' '.join(cli_args)}", flush=True)
-    try:
-        task, trainer, result, seconds = fit_and_test(cli_args)
-    except Exception as err:  # one failed model must not lose the others' rows
-        traceback.print_exc()
-        row.update(error=f"{type(err).__name__}: {err}"[:300], metrics={})
-        return row, None, None
-    auc, logloss = float(result["test/auc"]), float(result["test/logloss"])
-    row.update(
-        model=type(task.model).__name__, role=task.tracking_tags()["role"], params=task.num_parameters(),
-        seconds=round(seconds, 1), epochs=trainer.current_epoch, metrics={"auc": auc, "logloss": logloss},
-    )
-    print(f"[ctr] {name}: test auc {auc:.4f} logloss {logloss:.4f} ({seconds:.0f} s)", flush=True)
-    return row, task.model.eval(), trainer.datamodule.datasets["test"]
 
 
 def _batch(dataset: Any, size: int) -> dict[str, torch.Tensor]:
@@ -166,10 +120,10 @@ def measure_latency(trained: dict[str, tuple[Any, Any]], rounds: int) -> dict[st
     return {n: {k: round(sorted(v)[len(v) // 2], 3) for k, v in t.items()} for n, t in times.items()}
 
 
-def claims(rows: list[dict[str, Any]], dataset: str) -> list[str]:
+def claims(rows: list[BenchRow], dataset: str) -> list[str]:
     """The issue's checks, as lines under the table (PASS / FAIL with the numbers)."""
-    by = {r["config"]: r for r in rows if r.get("metrics")}
-    auc = {n: r["metrics"]["auc"] for n, r in by.items()}
+    by = {r.config: r for r in rows if r.metrics}
+    auc = {n: r.metrics["roc_auc"] for n, r in by.items()}
     lines = []
     if "hiformer" in auc and dataset == "synthetic":
         best_name = max(auc, key=auc.get)
@@ -179,8 +133,8 @@ def claims(rows: list[dict[str, Any]], dataset: str) -> list[str]:
             if base in auc:
                 lift = auc["hiformer"] - auc[base]
                 lines.append(f"claim Hiformer above {base.upper()}: +{lift:.4f} AUC -> {'PASS' if lift > 0.01 else 'FAIL'}")
-    if "hiformer" in by and "hiformer_fast" in by and "ms_per_1k_b1024" in by["hiformer"]:
-        full, fast = by["hiformer"], by["hiformer_fast"]
+    if "hiformer" in by and "hiformer_fast" in by and "ms_per_1k_b1024" in by["hiformer"].measures:
+        full, fast = by["hiformer"].measures, by["hiformer_fast"].measures
         loss = auc["hiformer"] - auc["hiformer_fast"]
         for key in ("ms_per_1k_b1024", "ms_per_1k_b1"):
             speedup = full[key] / fast[key]

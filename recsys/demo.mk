@@ -9,4 +9,4 @@ RECSYS_DEMO := --test_after_fit=true --trainer.enable_progress_bar=false
 demo-recsys: $(STAMP)
 	$(ATTN) fit --config recsys/configs/dcnv2_synthetic.yaml $(RECSYS_DEMO)
 	$(ATTN) fit --config recsys/configs/hiformer_synthetic.yaml $(RECSYS_DEMO)
-	$(VENV)/bin/attn-compare recsys/synthetic
+	$(VENV)/bin/attn-compare recsys/ctr/synthetic

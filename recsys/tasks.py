@@ -10,11 +10,10 @@ The model is built from the DataModule's `FieldLayout` in `configure_model` (see
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from matplotlib.figure import Figure
 from torch import Tensor
 from torchmetrics import MeanMetric
@@ -22,7 +21,7 @@ from torchmetrics.classification import BinaryAUROC
 from torchmetrics.functional.classification import binary_auroc, binary_roc
 from torchmetrics.utilities import dim_zero_cat
 
-from core.task import BaseTask, Role
+from core.task import BaseTask
 from core.tracking import log_figure
 from recsys.models.base import CTRModel
 from recsys.models.embedding import Batch
@@ -36,25 +35,15 @@ class CTRTask(BaseTask):
 
     Args:
         model: the network (`class_path` in the config), e.g. `recsys.models.hiformer.Hiformer`.
-        optimizer: optimizer callable (Adam; lr from the config).
-        lr_scheduler: optional schedule.
-        scheduler_interval: `epoch` or `step`.
-        role: overrides the model's `baseline` / `model` tag.
+        **kwargs: `BaseTask`'s optimizer, lr_scheduler, scheduler_interval and role.
     """
 
     domain = "recsys"
     task_name = "ctr"
     model_from_data = True
 
-    def __init__(
-        self,
-        model: CTRModel,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        scheduler_interval: Literal["epoch", "step"] = "epoch",
-        role: Role = "auto",
-    ) -> None:
-        super().__init__(model, optimizer, lr_scheduler, scheduler_interval, role)
+    def __init__(self, model: CTRModel, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
         # thresholds=None: every probability is kept, the AUC is exact (ties count 1/2)
         self.val_roc_auc, self.test_roc_auc = BinaryAUROC(thresholds=None), BinaryAUROC(thresholds=None)
         # float64 sums, as scikit-learn's log_loss, over millions of rows

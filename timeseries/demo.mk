@@ -7,4 +7,4 @@ demo-timeseries: $(STAMP)
 	# PatchTST's paper schedule is 100 epochs; the demo gives it one short epoch at 10x the lr.
 	$(ATTN) fit --config timeseries/configs/patchtst_etth1.yaml --test_after_fit=true --trainer.enable_progress_bar=false \
 	  --trainer.max_epochs=1 --trainer.limit_train_batches=40 --model.init_args.optimizer.init_args.lr=0.001
-	$(VENV)/bin/attn-compare timeseries/ETTh1
+	$(VENV)/bin/attn-compare timeseries/forecast/ETTh1

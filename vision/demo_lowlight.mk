@@ -6,4 +6,4 @@ DEMOS += demo-lowlight
 demo-lowlight: $(STAMP)
 	$(ATTN) fit --config vision/configs/gamma_synthetic.yaml --test_after_fit=true --trainer.enable_progress_bar=false --trainer.enable_model_summary=false
 	$(ATTN) fit --config vision/configs/lytnet_synthetic.yaml --test_after_fit=true --trainer.enable_progress_bar=false --trainer.enable_model_summary=false
-	$(VENV)/bin/attn-compare vision/lowlight-synthetic
+	$(VENV)/bin/attn-compare vision/lowlight/synthetic

@@ -14,4 +14,4 @@ demo-sr: $(STAMP)
 	  --trainer.enable_progress_bar=false --trainer.enable_model_summary=false \
 	  --trainer.max_steps=480 --trainer.limit_val_batches=0 --trainer.num_sanity_val_steps=0 --checkpoint.monitor=null \
 	  --model.init_args.lr_scheduler=torch.optim.lr_scheduler.CosineAnnealingLR --model.init_args.lr_scheduler.init_args.T_max=480
-	$(VENV)/bin/attn-compare vision/sr-x4-skimage
+	$(VENV)/bin/attn-compare vision/sr/skimage

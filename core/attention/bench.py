@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 from core.attention.functional import attention
-from core.bench import add_common_arguments, report
+from core.bench import BenchRow, add_common_arguments, report
 from core.profiling import measure_cpu
 
 CPU_KERNELS = ("math", "sdpa", "chunked", "linear")
@@ -36,7 +36,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def cpu_rows(args: argparse.Namespace) -> list[dict]:
+def cpu_rows(args: argparse.Namespace) -> list[BenchRow]:
     rows = []
     with torch.inference_mode():
         for seq in args.seqs:
@@ -58,15 +58,16 @@ def cpu_rows(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def _row(kernel, seq, args, seconds, peak, note=None, ratio=None) -> dict:
-    return {
-        "model": kernel, "role": "baseline" if kernel == "sdpa" else "model", "dataset": "random",
-        "params": 0, "seconds": seconds, "seq": seq, "device": "cpu",
-        "metrics": {"peak_gib": peak, "time_vs_sdpa": ratio}, "note": note,
-    }
+def _row(kernel: str, seq: int, args: argparse.Namespace, seconds: float | None, peak: float | None,
+         note: str | None = None, ratio: float | None = None) -> BenchRow:
+    return BenchRow(
+        model=kernel, role="baseline" if kernel == "sdpa" else "model", dataset="random", params=0, seconds=seconds,
+        settings={"seq": seq, "heads": args.heads, "head_dim": args.head_dim, "device": "cpu"},
+        measures={"peak_gib": peak, "time_vs_sdpa": ratio}, reference={"note": note} if note else {},
+    )
 
 
-def gpu_rows(args: argparse.Namespace) -> list[dict]:
+def gpu_rows(args: argparse.Namespace) -> list[BenchRow]:
     rows = []
     device = torch.device("cuda")
     for head_dim in (64, 128):
@@ -85,12 +86,12 @@ def gpu_rows(args: argparse.Namespace) -> list[dict]:
                                 out.backward(torch.ones_like(out))
                         seconds = _cuda_time(call)
                         flops = flops_fwd * (3.5 if mode == "fwd+bwd" else 1.0)  # bwd ~2.5x fwd
-                        rows.append({
-                            "model": kernel, "role": "baseline" if kernel == "sdpa" else "model", "dataset": "random",
-                            "params": 0, "seconds": seconds, "seq": seq, "head_dim": head_dim, "causal": causal,
-                            "mode": mode, "device": torch.cuda.get_device_name(0),
-                            "metrics": {"tflops": flops / seconds / 1e12},
-                        })
+                        rows.append(BenchRow(
+                            model=kernel, role="baseline" if kernel == "sdpa" else "model", dataset="random",
+                            params=0, seconds=seconds, measures={"tflops": flops / seconds / 1e12},
+                            settings={"seq": seq, "heads": heads, "head_dim": head_dim, "causal": causal, "mode": mode,
+                                      "device": torch.cuda.get_device_name(0)},
+                        ))
     return rows
 
 
@@ -110,12 +111,12 @@ def _cuda_time(fn: Callable[[], None], repeats: int = 10) -> float:
 def run(args: argparse.Namespace) -> None:
     rows = cpu_rows(args)
     notes = []
-    linear = {r["seq"]: r["seconds"] for r in rows if r["model"] == "linear" and r["seconds"]}
+    linear = {r.settings["seq"]: r.seconds for r in rows if r.model == "linear" and r.seconds}
     if 16384 in linear and 32768 in linear:
         notes.append(f"linear attention time 16384 -> 32768: x{linear[32768] / linear[16384]:.2f} (target < 2.3)")
-    chunked = [r for r in rows if r["model"] == "chunked" and r["seq"] == max(args.seqs)]
-    if chunked and chunked[0]["metrics"]["peak_gib"] is not None:
-        notes.append(f"chunked extra peak memory at seq {max(args.seqs)}: {chunked[0]['metrics']['peak_gib']:.2f} GiB")
+    chunked = [r for r in rows if r.model == "chunked" and r.settings["seq"] == max(args.seqs)]
+    if chunked and chunked[0].measures["peak_gib"] is not None:
+        notes.append(f"chunked extra peak memory at seq {max(args.seqs)}: {chunked[0].measures['peak_gib']:.2f} GiB")
     if args.gpu:
         if not torch.cuda.is_available():
             raise SystemExit("attn-bench attention --gpu: no CUDA device available")

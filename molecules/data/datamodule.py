@@ -146,7 +146,7 @@ class MoleculeDataModule(L.LightningDataModule):
 
     Args:
         path: the CSV; default the embedded ESOL (`molecules/data/ESOL.csv`).
-        dataset_name: names the MLflow experiment `molecules/<dataset_name>`.
+        dataset_name: names the MLflow experiment `molecules/property/<dataset_name>`.
         smiles_column: column holding SMILES.
         target_columns: one or more target columns (missing labels allowed: NaN/empty).
         task_type: `regression` or `classification` (binary labels, one per target column).

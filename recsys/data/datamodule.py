@@ -48,7 +48,7 @@ class CTRDataModule(L.LightningDataModule):
         format: `synthetic` (the embedded generator, `recsys.data.synthetic`) or a file format:
             `criteo`, `avazu`, `movielens`, `libfm`, `csv` (see `recsys.data.readers`).
         path: the file (or MovieLens folder); not used with `synthetic`.
-        dataset_name: MLflow experiment `recsys/<dataset_name>`; default `synthetic` or the file stem.
+        dataset_name: MLflow experiment `recsys/ctr/<dataset_name>`; default `synthetic` or the file stem.
         label: label column (default: the format's).
         categorical, numeric: feature columns (default: the format's schema).
         multi_valued: `{column: separator}` of multi-valued columns (default: the format's).

@@ -17,15 +17,7 @@ from core.cli import main
 TOY = str(Path(__file__).with_name("toy.yaml"))
 
 
-@pytest.fixture()
-def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return MlflowClient(uri)
-
-
-def only_run(client: MlflowClient, experiment: str = "toy/toy"):
+def only_run(client: MlflowClient, experiment: str = "toy/classify/toy"):
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None, f"experiment {experiment} missing"
     runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
@@ -35,7 +27,7 @@ def only_run(client: MlflowClient, experiment: str = "toy/toy"):
 def test_fit_logs_metrics_params_tags_and_config(store, tmp_path):
     main(["fit", "--config", TOY, "--trainer.enable_progress_bar=false"])
     (run,) = only_run(store)
-    assert run.data.tags["domain"] == "toy"
+    assert run.data.tags["domain"] == "toy" and run.data.tags["task"] == "classify"
     assert run.data.tags["dataset"] == "toy"
     assert run.data.tags["model"] == "TinyTransformer"
     assert run.data.tags["role"] == "model"

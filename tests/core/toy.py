@@ -74,6 +74,7 @@ class BagOfTokens(nn.Module):
 
 class ToyTask(BaseTask):
     domain = "toy"
+    task_name = "classify"
 
     def _step(self, batch, stage: str) -> Tensor:
         x, y = batch

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from core.cli import main
 
@@ -13,10 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_cli_fit_test_logs_metrics_skips_and_attention(tiny_csv, cache_dir, tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
+def test_cli_fit_test_logs_metrics_skips_and_attention(tiny_csv, cache_dir, tmp_path, store):
     model = "--model.init_args.model.init_args"
     with pytest.warns(UserWarning, match="row 3: invalid SMILES"):
         main([
@@ -29,13 +25,12 @@ def test_cli_fit_test_logs_metrics_skips_and_attention(tiny_csv, cache_dir, tmp_
             "--trainer.max_epochs=2", "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path}",
             "--test_after_fit=true",
         ])
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("molecules/tiny")
+    experiment = store.get_experiment_by_name("molecules/property/tiny")
     assert experiment is not None
-    (run,) = client.search_runs([experiment.experiment_id])
+    (run,) = store.search_runs([experiment.experiment_id])
     assert run.data.tags["model"] == "RMAT" and run.data.tags["domain"] == "molecules"
     assert run.data.params["skipped_rows"] == "1"
     assert {"test/rmse", "test/mae", "val/rmse"} <= set(run.data.metrics)
     assert run.data.metrics["test/rmse"] >= run.data.metrics["test/mae"] > 0
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "attention")}
+    artifacts = {a.path for a in store.list_artifacts(run.info.run_id, "attention")}
     assert "attention/RMAT.png" in artifacts

@@ -18,14 +18,6 @@ FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=f
 SMALL = ["--data.init_args.synthetic_rows=3000", "--trainer.max_epochs=1", "--trainer.limit_train_batches=3"]
 
 
-@pytest.fixture()
-def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return MlflowClient(uri)
-
-
 def runs(client: MlflowClient, experiment: str):
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None, f"experiment {experiment} missing"
@@ -35,11 +27,11 @@ def runs(client: MlflowClient, experiment: str):
 def test_cli_trains_hiformer_tests_it_and_predicts_with_the_training_vocabulary(store, tmp_path):
     config = str(CONFIGS / "hiformer_fast_synthetic.yaml")
     main(["fit", "--config", config, *SMALL, "--test_after_fit=true", *FAST])
-    (run,) = runs(store, "recsys/synthetic")
+    (run,) = runs(store, "recsys/ctr/synthetic")
     tags, metrics = run.data.tags, run.data.metrics
     assert (tags["domain"], tags["dataset"], tags["model"], tags["role"]) == ("recsys", "synthetic", "Hiformer", "model")
-    assert 0.3 < metrics["test/auc"] <= 1 and 0 < metrics["test/logloss"] < 2
-    assert "val/auc" in metrics and metrics["num_parameters"] > 1000
+    assert 0.3 < metrics["test/roc_auc"] <= 1 and 0 < metrics["test/logloss"] < 2
+    assert "val/roc_auc" in metrics and metrics["num_parameters"] > 1000
     assert run.data.params["fields"] == "15"
     assert "roc.png" in [a.path for a in store.list_artifacts(run.info.run_id)]
     (last,) = tmp_path.glob("checkpoints/**/last.ckpt")
@@ -69,10 +61,10 @@ def test_bench_rows_claims_and_mlflow_table(store, tmp_path):
         ("lr", "LogisticRegression", "baseline"), ("hiformer", "Hiformer", "model"), ("hiformer_fast", "Hiformer", "model"),
     ]
     for row in rows:
-        assert set(row["metrics"]) == {"auc", "logloss"} and row["params"] > 0
-        assert row["ms_per_1k_b1"] > 0 and row["ms_per_1k_b1024"] > 0
+        assert set(row["metrics"]) == {"roc_auc", "logloss"} and row["params"] > 0
+        assert row["measures"]["ms_per_1k_b1"] > 0 and row["measures"]["ms_per_1k_b1024"] > 0
     assert rows[2]["params"] < rows[1]["params"]
-    assert len(runs(store, "recsys/synthetic")) == 3
+    assert len(runs(store, "recsys/ctr/synthetic")) == 3
     parent = [r for r in runs(store, "bench/ctr") if "mlflow.parentRunId" not in r.data.tags]
     assert len(parent) == 1
     text = Path(store.download_artifacts(parent[0].info.run_id, "table.txt", str(tmp_path))).read_text()
@@ -83,8 +75,8 @@ def test_bench_on_the_real_criteo_sample(store, tmp_path):
     out = tmp_path / "ctr.json"
     bench_main(["ctr", "--dataset", "criteo", "--models", "fm", "--max-epochs", "1", "--latency-rounds", "1", "--json", str(out), "--no-mlflow"])
     (row,) = json.loads(out.read_text())
-    assert row["dataset"] == "criteo" and row["model"] == "FM" and "error" not in row
-    assert runs(store, "recsys/criteo")
+    assert row["dataset"] == "criteo" and row["model"] == "FM" and row["error"] is None
+    assert runs(store, "recsys/ctr/criteo")
 
 
 def test_bench_needs_a_format_for_unknown_datasets():

@@ -90,7 +90,7 @@ def test_split_holds_out_last_pairs_and_uses_a_test_folder_when_present(tmp_path
     data = LOLDataModule(root=str(tmp_path), test_dir="eval15", val_count=2)
     data.setup("fit")
     assert data.split_names["test"] == ["100.png"] and len(data.split_names["train"]) == 6
-    assert data.dataset_name == "lowlight-LOL"
+    assert data.dataset_name == "LOL"
 
 
 def test_crops_are_aligned_deterministic_and_augmented():
@@ -118,7 +118,7 @@ def test_synthetic_splits_are_by_photo():
     assert len(data.train_pairs) == 6 and len(data.val_pairs) == len(data.test_pairs) == 1
     test_high = data.test_pairs[0][1]
     assert all(not torch.equal(test_high, high) for _, high in data.train_pairs)
-    assert data.dataset_name == "lowlight-synthetic"
+    assert data.dataset_name == "synthetic"
 
 
 @pytest.mark.skipif(not SUBSET.is_dir(), reason="../shared/data/vision/LOL not present")

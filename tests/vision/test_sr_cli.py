@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 
 from core.bench import main as bench_main
 from core.cli import main
@@ -29,13 +28,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture()
-def store(tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return MlflowClient(uri)
-
 
 def test_cli_trains_hat_then_tests_it(store, tmp_path):
     config = str(CONFIGS / "hat_small_x4_skimage.yaml")
@@ -44,11 +36,11 @@ def test_cli_trains_hat_then_tests_it(store, tmp_path):
         "--data.init_args.batch_size=2", "--data.init_args.patch_size=16", "--data.init_args.val_crop=128",
         "--test_after_fit=true", "--trainer.log_every_n_steps=1", *TINY_HAT, *FAST,
     ])
-    exp = store.get_experiment_by_name("vision/sr-x4-skimage")
+    exp = store.get_experiment_by_name("vision/sr/skimage")
     assert exp is not None
     (run,) = store.search_runs([exp.experiment_id])
     tags, metrics = run.data.tags, run.data.metrics
-    assert (tags["domain"], tags["dataset"], tags["model"], tags["role"]) == ("vision", "sr-x4-skimage", "HAT", "model")
+    assert (tags["domain"], tags["dataset"], tags["model"], tags["role"]) == ("vision", "skimage", "HAT", "model")
     assert tags["kernel"] == "auto"
     assert {"val/psnr", "val/ssim", "test/psnr", "test/ssim", "train/l1_step"} <= set(metrics)
     assert 5 < metrics["test/psnr"] < 50 and -1 < metrics["test/ssim"] <= 1
@@ -59,7 +51,7 @@ def test_cli_trains_hat_then_tests_it(store, tmp_path):
 
 def test_cli_bicubic_baseline_scores_the_test_photo(store):
     main(["fit", "--config", str(CONFIGS / "bicubic_x4_skimage.yaml"), "--test_after_fit=true", *FAST])
-    exp = store.get_experiment_by_name("vision/sr-x4-skimage")
+    exp = store.get_experiment_by_name("vision/sr/skimage")
     (run,) = store.search_runs([exp.experiment_id])
     assert run.data.tags["role"] == "baseline" and run.data.params["params"] == "0"
     assert 20 < run.data.metrics["test/psnr"] < 40
@@ -68,13 +60,14 @@ def test_cli_bicubic_baseline_scores_the_test_photo(store):
 def test_bench_rows(store, tmp_path):
     out = tmp_path / "sr.json"
     bench_main([
-        "sr", "--scale", "2", "--models", "bicubic", "hat_small", "--cost-models", "--train-seconds", "3", "--latency-size", "16",
+        "sr", "--scale", "2", "--models", "bicubic", "hat_small", "--cost-models", "--max-steps", "3", "--latency-size", "16",
         "--json", str(out), "--set", "data.init_args.patch_size=16", "data.init_args.batch_size=2",
     ])
     rows = json.loads(out.read_text())
     assert [(r["model"], r["role"]) for r in rows] == [("Bicubic", "baseline"), ("HAT", "model")]
     for row in rows:
-        assert {"params", "gmacs", "latency_ms", "metrics", "train_seconds", "steps"} <= set(row)
-        assert set(row["metrics"]) == {"psnr", "ssim"}
+        assert {"gmacs", "latency_ms"} == set(row["measures"]) and row["error"] is None
+        assert set(row["metrics"]) == {"psnr", "ssim"} and row["settings"] == {"scale": 2}
     assert rows[0]["params"] == 0 and rows[1]["params"] > 0
+    assert rows[0]["steps"] == 0 and rows[1]["steps"] == 3  # bicubic is not fitted; HAT trains the fixed budget
     assert store.get_experiment_by_name("bench/sr")

@@ -41,7 +41,7 @@ def test_patches_stay_aligned_under_flips_and_rotations():
 
 def test_embedded_default_and_names():
     data = SRDataModule(scale=4, patch_size=16, batch_size=2, samples_per_epoch=4)
-    assert data.dataset_name == "sr-x4-skimage"
+    assert data.dataset_name == "skimage"
     data.setup("fit")
     lr, hr = next(iter(data.train_dataloader()))
     assert lr.shape == (2, 3, 16, 16) and hr.shape == (2, 3, 64, 64)
@@ -57,7 +57,7 @@ def test_folders_and_their_errors(tmp_path):
     _write(tmp_path / "Set2", "a.png", rng.integers(0, 255, (30, 33, 3), dtype=np.uint8))
     _write(tmp_path / "Set2", "b.png", rng.integers(0, 255, (25, 21), dtype=np.uint8))  # grayscale: converted
     data = SRDataModule(scale=2, train_path=str(tmp_path / "train"), test_path=str(tmp_path / "Set2"), patch_size=8, samples_per_epoch=3)
-    assert data.dataset_name == "sr-x2-Set2"
+    assert data.dataset_name == "Set2"
     data.setup()
     shapes = [tuple(hr.shape) for _, hr in data.test_set.pairs]
     assert shapes == [(3, 30, 32), (3, 24, 20)]

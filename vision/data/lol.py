@@ -18,6 +18,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -136,12 +137,20 @@ class PairedLowLightDataModule(L.LightningDataModule):
     """Shared loaders of the low-light DataModules: crops for training, whole images to evaluate.
 
     Subclasses fill `self.train_pairs`, `self.val_pairs` and `self.test_pairs` in `setup`.
+
+    Args:
+        dataset_name: the dataset tag and the MLflow experiment `vision/lowlight/<dataset_name>`.
+        patch_size: training crop side (LLFormer uses 128, LYT-Net 256).
+        batch_size: training batch size.
+        samples_per_epoch: random crops per training epoch.
+        num_workers: DataLoader workers.
+        seed: seeds the crops and augmentations (and a subclass's own randomness).
     """
 
-    dataset_name: str
-
-    def __init__(self, patch_size: int, batch_size: int, samples_per_epoch: int, num_workers: int, seed: int) -> None:
+    def __init__(self, dataset_name: str, patch_size: int = 128, batch_size: int = 8, samples_per_epoch: int = 400,
+                 num_workers: int = 0, seed: int = 0) -> None:
         super().__init__()
+        self.dataset_name = dataset_name
         self.patch_size, self.batch_size, self.samples_per_epoch = patch_size, batch_size, samples_per_epoch
         self.num_workers, self.seed = num_workers, seed
         self.train_pairs: list[Pair] = []
@@ -174,12 +183,9 @@ class LOLDataModule(PairedLowLightDataModule):
             `test_count` training pairs instead.
         val_count: training pairs (in numeric order, just before the test hold-out) kept for validation.
         test_count: pairs held out for test when there is no test folder.
-        patch_size: training crop side (LLFormer uses 128, LYT-Net 256).
-        batch_size: training batch size.
-        samples_per_epoch: random crops per training epoch.
-        dataset_name: names the MLflow experiment `vision/lowlight-<dataset_name>`.
-        num_workers: DataLoader workers.
-        seed: seeds the crops and augmentations.
+        dataset_name: the dataset tag and the MLflow experiment `vision/lowlight/<dataset_name>`.
+        **kwargs: the loader settings of `PairedLowLightDataModule` (patch_size, batch_size,
+            samples_per_epoch, num_workers, seed).
     """
 
     def __init__(
@@ -189,18 +195,13 @@ class LOLDataModule(PairedLowLightDataModule):
         test_dir: str | None = "eval15",
         val_count: int = 2,
         test_count: int = 4,
-        patch_size: int = 128,
-        batch_size: int = 8,
-        samples_per_epoch: int = 400,
         dataset_name: str = "LOL",
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(patch_size, batch_size, samples_per_epoch, num_workers, seed)
+        super().__init__(dataset_name, **kwargs)
         self.root = Path(root) if root is not None else SHARED_LOL
         self.train_dir, self.test_dir = train_dir, test_dir
         self.val_count, self.test_count = val_count, test_count
-        self.dataset_name = f"lowlight-{dataset_name}"
         self.split_names: dict[str, list[str]] = {}
 
     def setup(self, stage: str | None = None) -> None:

@@ -126,8 +126,8 @@ class SRDataModule(L.LightningDataModule):
         val_path: folder of HR validation images; default: the embedded validation photo (256x256
             centre crop) when training on the embedded photos, else `test_path`.
         test_path: folder of HR test images (e.g. Set5); default: the embedded test photo.
-        dataset_name: name in the MLflow experiment `vision/sr-x<scale>-<dataset_name>`; default:
-            the test folder's name, or `skimage`.
+        dataset_name: the dataset tag and the MLflow experiment `vision/sr/<dataset_name>` (the scale
+            is the run param `data.scale`); default: the test folder's name, or `skimage`.
         patch_size: side of the LR training patches (64 in HAT, 48 in EDSR).
         batch_size: training batch size.
         samples_per_epoch: random patches per training epoch.
@@ -145,17 +145,12 @@ class SRDataModule(L.LightningDataModule):
         if scale < 1:
             raise ValueError(f"vision/data/sr.py: scale must be >= 1; got {scale}")
         self.scale, self.train_path, self.val_path, self.test_path = scale, train_path, val_path, test_path
-        self.name = dataset_name or (Path(test_path).name if test_path else "skimage")
+        self.dataset_name = dataset_name or (Path(test_path).name if test_path else "skimage")
         self.patch_size, self.batch_size, self.samples_per_epoch = patch_size, batch_size, samples_per_epoch
         self.val_crop, self.num_workers, self.seed = val_crop, num_workers, seed
         self.train_set: SRPatches | None = None
         self.val_set: SRPairs | None = None
         self.test_set: SRPairs | None = None
-
-    @property
-    def dataset_name(self) -> str:
-        """`sr-x<scale>-<name>`: the CLI names the MLflow experiment `vision/<dataset_name>`."""
-        return f"sr-x{self.scale}-{self.name}"
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:

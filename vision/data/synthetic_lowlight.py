@@ -11,6 +11,7 @@ images. Splits are by photo, so the test photo is never seen in training.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -68,13 +69,10 @@ class SyntheticLowLightDataModule(PairedLowLightDataModule):
     Args:
         train_photos / val_photos / test_photos: `skimage.data` names of each split.
         variants: darkened copies per training photo.
-        patch_size: training crop side.
-        batch_size: training batch size.
-        samples_per_epoch: random crops per training epoch.
         max_side: photos are centre-cropped to at most this side (keeps evaluation fast); 0 keeps them whole.
-        dataset_name: names the MLflow experiment `vision/lowlight-<dataset_name>`.
-        num_workers: DataLoader workers.
-        seed: seeds the darkening, the crops and the augmentations.
+        dataset_name: the dataset tag and the MLflow experiment `vision/lowlight/<dataset_name>`.
+        **kwargs: the loader settings of `PairedLowLightDataModule` (patch_size, batch_size,
+            samples_per_epoch, num_workers, and seed, which also seeds the darkening).
     """
 
     def __init__(
@@ -83,18 +81,13 @@ class SyntheticLowLightDataModule(PairedLowLightDataModule):
         val_photos: tuple[str, ...] = VAL_PHOTOS,
         test_photos: tuple[str, ...] = TEST_PHOTOS,
         variants: int = 4,
-        patch_size: int = 128,
-        batch_size: int = 8,
-        samples_per_epoch: int = 400,
         max_side: int = 0,
         dataset_name: str = "synthetic",
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(patch_size, batch_size, samples_per_epoch, num_workers, seed)
+        super().__init__(dataset_name, **kwargs)
         self.train_photos, self.val_photos, self.test_photos = tuple(train_photos), tuple(val_photos), tuple(test_photos)
         self.variants, self.max_side = variants, max_side
-        self.dataset_name = f"lowlight-{dataset_name}"
 
     def _pairs(self, names: tuple[str, ...], variants: int, offset: int) -> list[Pair]:
         pairs = []

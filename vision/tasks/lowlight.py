@@ -10,14 +10,12 @@ rounding (what a saved PNG holds) and averaged over images: `val/psnr`, `val/ssi
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
-import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from core.task import BaseTask, Role
+from core.task import BaseTask
 from vision.metrics import psnr, quantize, ssim
 from vision.tasks.grid import ImageGridLogging
 from vision.tiling import enhance_whole, tiled_inference
@@ -33,30 +31,25 @@ class LowLightTask(ImageGridLogging, BaseTask):
             class attribute `size_multiple` sets the evaluation padding.
         loss: training loss `loss(pred, target)`; default Smooth-L1 (LLFormer's). LYT-Net uses
             `vision.losses.LYTHybridLoss`.
-        optimizer: optimizer callable (Adam by default; lr from the config).
-        lr_scheduler: optional schedule callable.
-        scheduler_interval: `epoch` or `step`.
-        role: overrides the model's `baseline` / `model` tag.
         tile: evaluate with tiles of this side (`vision.tiling.tiled_inference`); None = whole images.
         tile_overlap: pixels shared by neighbouring tiles.
         grid_rows: images shown in the logged grids.
+        **kwargs: `BaseTask`'s optimizer, lr_scheduler, scheduler_interval and role.
     """
 
     domain = "vision"
+    task_name = "lowlight"
 
     def __init__(
         self,
         model: nn.Module,
         loss: nn.Module | None = None,
-        optimizer: OptimizerCallable = torch.optim.Adam,
-        lr_scheduler: LRSchedulerCallable | None = None,
-        scheduler_interval: Literal["epoch", "step"] = "epoch",
-        role: Role = "auto",
         tile: int | None = None,
         tile_overlap: int = 32,
         grid_rows: int = 2,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(model, optimizer, lr_scheduler, scheduler_interval, role)
+        super().__init__(model, **kwargs)
         self.loss = loss if loss is not None else nn.SmoothL1Loss()
         self.tile, self.tile_overlap, self.grid_rows = tile, tile_overlap, grid_rows
         self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
