@@ -11,6 +11,7 @@ CLI tests share one MLflow setup: `mlflow_uri` (a fresh SQLite store, the test r
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,3 +54,13 @@ def store(mlflow_uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(mlflow_uri)
+
+
+@pytest.fixture()
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for the test: tiny tensors on a shared 2-core machine otherwise
+    spend their time in OpenMP barriers (two threads ran ~10x slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -32,11 +32,5 @@ def cache_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP barrier stalls on a busy 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _single_thread(one_torch_thread: None) -> None:
+    """Every molecules test runs on one torch thread (`one_torch_thread` in tests/conftest.py)."""

@@ -22,14 +22,6 @@ def test_edsr_baseline_parameter_counts(scale, paper):
     assert abs(count_parameters(EDSR(scale=scale)) - paper) / paper < 0.01
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads per process oversubscribe a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.parametrize(
     ("scale", "shapes"),

@@ -16,14 +16,6 @@ from vision.tasks.sr import SRTask
 TINY = {"embed_dim": 24, "depths": (2,), "num_heads": (2,), "window_size": 4, "compress_ratio": 3, "squeeze_factor": 4}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads per process oversubscribe a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_window_partition_reverse_round_trip():
     x = torch.randn(2, 8, 12, 5)

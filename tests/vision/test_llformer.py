@@ -14,15 +14,6 @@ from vision.models.llformer import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core runner OpenMP spin-waits make 2 threads ~10x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _axis_reference(module: AxisAttention, x: torch.Tensor) -> torch.Tensor:
     """Attention computed one image row at a time with an explicit softmax."""
     b, c, h, w = x.shape

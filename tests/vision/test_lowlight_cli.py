@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from core.bench import main as bench_main
 from core.cli import main
@@ -15,14 +14,6 @@ from vision.data.lol import SHARED_LOL
 CONFIGS = Path(__file__).resolve().parents[2] / "vision" / "configs"
 FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core runner OpenMP spin-waits make 2 threads ~10x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 

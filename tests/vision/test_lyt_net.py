@@ -11,15 +11,6 @@ from vision.tasks.lowlight import LowLightTask
 from vision.tiling import pad_to_multiple
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core runner OpenMP spin-waits make 2 threads ~10x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_yuv_matches_bt601_values():
     white, red = torch.ones(1, 3, 1, 1), torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1)
     torch.testing.assert_close(rgb_to_yuv(white).flatten(), torch.tensor([1.0, 0.5, 0.5]), atol=1e-4, rtol=0)

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-import torch
-
 from core.bench import main as bench_main
 from core.cli import main
 
@@ -18,14 +15,6 @@ TINY_HAT = [
     "--model.init_args.model.init_args.num_heads=[2]", "--model.init_args.model.init_args.squeeze_factor=4",
 ]
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads per process oversubscribe a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 

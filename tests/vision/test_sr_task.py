@@ -13,15 +13,6 @@ from vision.resize import imresize
 from vision.tasks.sr import SRTask
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two threads per process oversubscribe a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _test_metrics(pairs: TensorDataset, batch_size: int) -> dict[str, float]:
     trainer = L.Trainer(
         accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
