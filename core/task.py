@@ -12,7 +12,7 @@ callables (Lightning CLI's dependency injection), e.g.::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -69,6 +69,23 @@ class BaseTask(L.LightningModule):
             return optimizer
         scheduler = self.lr_scheduler(optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    def on_fit_start(self) -> None:
+        self.on_data_ready()
+
+    def on_test_start(self) -> None:
+        self.on_data_ready()
+
+    def on_data_ready(self) -> None:
+        """Called when fitting or testing starts, once the DataModule is set up: a task checks the
+        data against its model here and logs what the data holds (`log_run_params`)."""
+
+    def log_run_params(self, params: Mapping[str, Any], metrics: Mapping[str, float] | None = None) -> None:
+        """Log `params` (and, once, `metrics` at step 0) to every logger of the run."""
+        for logger in self.loggers:
+            logger.log_hyperparams(dict(params))
+            if metrics:
+                logger.log_metrics(dict(metrics), step=0)
 
     def log_metrics(self, stage: str, metrics: Mapping[str, Tensor | float], batch_size: int | None = None) -> None:
         """Log `metrics` under the shared names `<stage>/<name>` (e.g. `test/mse`)."""

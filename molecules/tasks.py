@@ -178,13 +178,8 @@ class MoleculePropertyTask(BaseTask):
             self.target_mean.copy_(torch.tensor(data.target_mean))
             self.target_std.copy_(torch.tensor(data.target_std))
 
-    def on_fit_start(self) -> None:
-        self._log_data_params()
-
-    def on_test_start(self) -> None:
-        self._log_data_params()
-
-    def _log_data_params(self) -> None:
+    def on_data_ready(self) -> None:
+        """Log what featurization found and the split sizes."""
         data = getattr(self.trainer, "datamodule", None)
         if data is None or not hasattr(data, "skipped_rows"):
             return
@@ -195,9 +190,7 @@ class MoleculePropertyTask(BaseTask):
             "conformer_fallbacks": stats.fallbacks, "split": data.split,
             "train_size": len(data.train_set), "val_size": len(data.val_set), "test_size": len(data.test_set),
         }
-        for logger in self.loggers:
-            logger.log_hyperparams(params)
-            logger.log_metrics({"data/skipped_rows": float(data.skipped_rows)}, step=0)
+        self.log_run_params(params, {"data/skipped_rows": float(data.skipped_rows)})
 
     def _log_attention_map(self) -> None:
         from molecules.data.datamodule import collate_molecules

@@ -105,22 +105,15 @@ class CTRTask(BaseTask):
         roc_auc.reset()
         logloss.reset()
 
-    def on_fit_start(self) -> None:
-        self._log_sizes()
-
-    def on_test_start(self) -> None:
-        self._log_sizes()
-
-    def _log_sizes(self) -> None:
+    def on_data_ready(self) -> None:
+        """Log the data's cleaning counts and field count, and the size of the model built from it."""
         data = getattr(self.trainer, "datamodule", None)
         params: dict[str, int] = {}
         if data is not None and hasattr(data, "skipped_lines"):
             params["skipped_lines"] = data.skipped_lines
             params["filled_values"] = getattr(data, "filled_values", 0)
             params["fields"] = data.layout.num_fields
-        for logger in self.loggers:
-            logger.log_hyperparams(params)
-            logger.log_metrics({"num_parameters": float(self.num_parameters())}, step=0)
+        self.log_run_params(params, {"num_parameters": float(self.num_parameters())})
 
 
 def roc_figure(probabilities: Tensor, labels: Tensor, name: str) -> Figure:

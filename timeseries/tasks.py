@@ -79,11 +79,7 @@ class ForecastTask(BaseTask):
         return self.forecast(batch)[0]
 
     # ---- checks and tracking -------------------------------------------------------------------
-    def on_fit_start(self) -> None:
-        self._check_data()
-        self._log_forecast_params()
-
-    def on_test_start(self) -> None:
+    def on_data_ready(self) -> None:
         self._check_data()
         self._log_forecast_params()
 
@@ -117,8 +113,7 @@ class ForecastTask(BaseTask):
             params["features"] = data.features
         if data is not None and hasattr(data, "filled_values"):  # missing values filled by fill_missing
             params["filled_values"] = data.filled_values
-        for logger in self.loggers:
-            logger.log_hyperparams(params)
+        self.log_run_params(params)
 
 
 def forecast_figure(

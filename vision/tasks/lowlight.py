@@ -13,17 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
 
-from core.task import BaseTask
 from vision.metrics import psnr, quantize, ssim
-from vision.tasks.grid import ImageGridLogging
+from vision.tasks.image import Batch, ImageTask
 from vision.tiling import enhance_whole, tiled_inference
 
-Batch = tuple[Tensor, Tensor]
 
-
-class LowLightTask(ImageGridLogging, BaseTask):
+class LowLightTask(ImageTask):
     """Train and evaluate an enhancer `model(low: (batch, 3, H, W)) -> (batch, 3, H, W)`.
 
     Args:
@@ -33,31 +29,19 @@ class LowLightTask(ImageGridLogging, BaseTask):
             `vision.losses.LYTHybridLoss`.
         tile: evaluate with tiles of this side (`vision.tiling.tiled_inference`); None = whole images.
         tile_overlap: pixels shared by neighbouring tiles.
-        grid_rows: images shown in the logged grids.
-        **kwargs: `BaseTask`'s optimizer, lr_scheduler, scheduler_interval and role.
+        **kwargs: `ImageTask`'s grid_rows and `BaseTask`'s optimizer, lr_scheduler,
+            scheduler_interval and role.
     """
 
-    domain = "vision"
     task_name = "lowlight"
 
     def __init__(
-        self,
-        model: nn.Module,
-        loss: nn.Module | None = None,
-        tile: int | None = None,
-        tile_overlap: int = 32,
-        grid_rows: int = 2,
+        self, model: nn.Module, loss: nn.Module | None = None, tile: int | None = None, tile_overlap: int = 32,
         **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
         self.loss = loss if loss is not None else nn.SmoothL1Loss()
-        self.tile, self.tile_overlap, self.grid_rows = tile, tile_overlap, grid_rows
-        self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
-        self.test_psnr, self.test_ssim = MeanMetric(), MeanMetric()
-
-    @property
-    def size_multiple(self) -> int:
-        return int(getattr(self.model, "size_multiple", 1))
+        self.tile, self.tile_overlap = tile, tile_overlap
 
     def enhance(self, low: Tensor) -> Tensor:
         """The model's output for whole images `low: (batch, 3, H, W)` (padded or tiled), clamped to [0, 1]."""
@@ -76,21 +60,13 @@ class LowLightTask(ImageGridLogging, BaseTask):
             return None
         return loss
 
-    def _evaluate(self, stage: str, batch: Batch, batch_idx: int, psnr_metric: MeanMetric, ssim_metric: MeanMetric) -> Tensor:
+    def evaluate(self, batch: Batch, stage: str, batch_idx: int) -> Tensor:
+        """RGB PSNR/SSIM of the 8-bit whole-image output, per image."""
         low, high = batch
         out = quantize(self.enhance(low))
-        p, s = psnr(out, high), ssim(out, high)
-        psnr_metric.update(p.float())
-        ssim_metric.update(s.float())
-        self.log_metrics(stage, {"psnr": psnr_metric, "ssim": ssim_metric}, batch_size=low.shape[0])
+        self.score(stage, psnr(out, high), ssim(out, high))
         self.collect_grid({"input": low, "output": out, "reference": high})
         return out
-
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate("val", batch, batch_idx, self.val_psnr, self.val_ssim)
-
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate("test", batch, batch_idx, self.test_psnr, self.test_ssim)
 
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
         return self.enhance(batch[0])

@@ -16,18 +16,14 @@ from typing import Any, Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
 
-from core.task import BaseTask
 from vision.metrics import psnr, quantize, ssim
 from vision.resize import imresize
-from vision.tasks.grid import ImageGridLogging
+from vision.tasks.image import Batch, ImageTask
 from vision.tiling import enhance_whole
 
-Batch = tuple[Tensor, Tensor]
 
-
-class SRTask(ImageGridLogging, BaseTask):
+class SRTask(ImageTask):
     """Train and evaluate `model(lr) -> sr` with `sr` `scale` times larger than `lr`.
 
     Args:
@@ -35,26 +31,15 @@ class SRTask(ImageGridLogging, BaseTask):
             have `size_multiple` (whole images are padded to it at evaluation and prediction;
             training patches are fed as they are, so their side must be a multiple of it).
         scheduler_interval: `step` (the papers count iterations) or `epoch`.
-        grid_rows: images in the logged grids.
-        **kwargs: `BaseTask`'s optimizer (HAT: Adam, lr 2e-4, betas 0.9/0.99), lr_scheduler (HAT:
-            MultiStepLR halving at 250k/400k/450k/475k steps) and role.
+        **kwargs: `ImageTask`'s grid_rows and `BaseTask`'s optimizer (HAT: Adam, lr 2e-4, betas
+            0.9/0.99), lr_scheduler (HAT: MultiStepLR halving at 250k/400k/450k/475k steps) and role.
     """
 
-    domain = "vision"
     task_name = "sr"
 
-    def __init__(
-        self, model: nn.Module, scheduler_interval: Literal["epoch", "step"] = "step", grid_rows: int = 2, **kwargs: Any,
-    ) -> None:
+    def __init__(self, model: nn.Module, scheduler_interval: Literal["epoch", "step"] = "step", **kwargs: Any) -> None:
         super().__init__(model, scheduler_interval=scheduler_interval, **kwargs)
         self.scale = int(getattr(model, "scale", 1))
-        self.grid_rows = grid_rows
-        self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
-        self.test_psnr, self.test_ssim = MeanMetric(), MeanMetric()
-
-    @property
-    def size_multiple(self) -> int:
-        return int(getattr(self.model, "size_multiple", 1))
 
     def super_resolve(self, lr: Tensor) -> Tensor:
         """Whole-image inference: pad to the model's multiple, run, crop back to `scale` x the input."""
@@ -69,29 +54,16 @@ class SRTask(ImageGridLogging, BaseTask):
             return None
         return loss
 
-    def evaluate(
-        self, batch: Batch, stage: str, batch_idx: int, psnr_metric: MeanMetric, ssim_metric: MeanMetric
-    ) -> dict[str, Tensor]:
-        """Per-image Y-channel PSNR/SSIM (border `scale` cropped) of the 8-bit output, added to the stage's means."""
+    def evaluate(self, batch: Batch, stage: str, batch_idx: int) -> Tensor:
+        """Per-image Y-channel PSNR/SSIM (border `scale` cropped) of the 8-bit output."""
         lr, hr = batch
         self._check_scale(lr, hr)
         sr = quantize(self.super_resolve(lr))
-        metrics = {
-            "psnr": psnr(sr, hr, crop_border=self.scale, y_channel=True),
-            "ssim": ssim(sr, hr, crop_border=self.scale, y_channel=True),
-        }
-        psnr_metric.update(metrics["psnr"])
-        ssim_metric.update(metrics["ssim"])
+        self.score(stage, psnr(sr, hr, crop_border=self.scale, y_channel=True),
+                   ssim(sr, hr, crop_border=self.scale, y_channel=True))
         if batch_idx < self.grid_rows:
             self.collect_grid({"input (bicubic-upscaled LR)": quantize(imresize(lr, float(self.scale))), "output": sr, "reference": hr})
-        self.log_metrics(stage, {"psnr": psnr_metric, "ssim": ssim_metric}, batch_size=lr.shape[0])
-        return metrics
-
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self.evaluate(batch, "val", batch_idx, self.val_psnr, self.val_ssim)
-
-    def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self.evaluate(batch, "test", batch_idx, self.test_psnr, self.test_ssim)
+        return sr
 
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
         return quantize(self.super_resolve(batch[0]))
