@@ -148,7 +148,7 @@ class Trained:
 
 def train_row(
     config: Path | str, args: argparse.Namespace, *, overrides: Sequence[str] = (), dataset: str = "",
-    settings: dict[str, Any] | None = None, name: str | None = None, test: str = "best",
+    settings: dict[str, Any] | None = None, name: str | None = None, validate: bool = True,
     on_built: Callable[[Any], dict[str, float | None]] | None = None, tag: str = "bench",
 ) -> tuple[BenchRow, Trained | None]:
     """Train `config` through the `attn` CLI exactly as `attn fit` would, test it, and return its row.
@@ -160,8 +160,9 @@ def train_row(
         dataset: the dataset's name for the row.
         settings: what distinguishes this row (horizon, scale, seed); also printed.
         name: the row's `config` (default: the config's file stem).
-        test: `best` tests the best checkpoint (by the config's `checkpoint.monitor`), `last` the
-            final weights (for runs without validation).
+        validate: True keeps the config's validation and tests the best checkpoint by its
+            `checkpoint.monitor`; False trains without validation (a pure step or time budget) and
+            tests the final weights.
         on_built: called with the built task before training; its dict goes to `row.measures`
             (cost of the untrained model: parameters, GMACs, latency).
         tag: prefix of the printed progress lines.
@@ -175,11 +176,14 @@ def train_row(
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
     config_epochs = _config_epochs(config)
+    no_validation = [] if validate else [
+        "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0", "--checkpoint.monitor=null",
+    ]
     cli_args = [
-        "--config", str(config), *overrides,
+        "--config", str(config), *overrides, *no_validation,
         "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
         f"--trainer.default_root_dir={Path(args.root_dir) / name}",
-        *budget_arguments(args, config_epochs), *(f"--{item}" for item in args.set),
+        *budget_arguments(args, config_epochs), *(f"--{item}" for item in args.set),  # the user's last: they win
     ]
     settings = dict(settings or {})
     row = BenchRow(model=name, dataset=dataset, config=name, settings=settings)
@@ -188,7 +192,7 @@ def train_row(
     measures: dict[str, float | None] = {}
     hook = None if on_built is None else (lambda task: measures.update(on_built(task)))
     try:
-        task, trainer, result, seconds = fit_and_test(cli_args, test=test, on_built=hook)
+        task, trainer, result, seconds = fit_and_test(cli_args, test="best" if validate else "last", on_built=hook)
     except Exception as err:  # one failed run must not lose the other rows
         traceback.print_exc()
         row.error = f"{type(err).__name__}: {err}"[:300]

@@ -197,7 +197,7 @@ if __name__ == "__main__":
 
 
 def fit_and_test(
-    args: list[str], *, test: str = "best", on_built: Callable[[BaseTask], None] | None = None,
+    args: list[str], *, test: Literal["best", "last"] = "best", on_built: Callable[[BaseTask], None] | None = None,
 ) -> tuple[BaseTask, L.Trainer, dict[str, float], float]:
     """Fit `args` exactly as `attn fit` would, then test; the one code path of every training benchmark.
 
@@ -223,7 +223,8 @@ def fit_and_test(
     if fitted:
         trainer.fit(task, datamodule=cli.datamodule)
     seconds = time.perf_counter() - start
-    best = trainer.checkpoint_callback.best_model_path if fitted and trainer.checkpoint_callback else ""
-    ckpt = best or None if test == "best" else None
+    ckpt = None  # the weights in memory: as built, or as training left them
+    if fitted and test == "best" and trainer.checkpoint_callback is not None:
+        ckpt = trainer.checkpoint_callback.best_model_path or None
     (result,) = trainer.test(task, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)
     return task, trainer, {name: float(value) for name, value in result.items()}, seconds

@@ -5,8 +5,9 @@ size multiple and crop the result back (to `scale` times the input for super-res
 low-light and the SR task both evaluate through them, so padding lives in this one place.
 `tiled_inference` runs a model on overlapping tiles and blends them with a separable window that is
 1 in the tile's interior and ramps linearly over the overlap, so seams vanish and memory is bounded
-by one tile: LLFormer enhances a 3840x2160 image on a CPU in a few GiB. Where tiles overlap, outputs are averaged with those weights; a pointwise model therefore
-gives exactly the whole-image result.
+by one tile: LLFormer enhances a 3840x2160 image on a CPU in a few GiB. Where tiles overlap,
+outputs are averaged with those weights; a pointwise model therefore gives exactly the whole-image
+result.
 """
 
 from __future__ import annotations

@@ -112,12 +112,11 @@ def run_model(name: str, target_mean: float, args: argparse.Namespace) -> BenchR
             f"--data.init_args.patch_size={patch}", f"--data.init_args.batch_size={args.batch_size}",
             f"--data.init_args.samples_per_epoch={args.samples_per_epoch}",
             f"--model.init_args.optimizer.init_args.lr={args.lr}", "--model.init_args.lr_scheduler=null",
-            "--trainer.max_epochs=-1", "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0",
-            "--checkpoint.monitor=null", "--trainer.log_every_n_steps=10",
+            "--trainer.max_epochs=-1", "--trainer.log_every_n_steps=10",
         ]
     repeats = 1 if name == "llformer-paper" else 3
     row, _ = train_row(args.config_dir / f"{CONFIGS[name]}.yaml", args, overrides=data, dataset="LOL", name=name,
-                       test="last", on_built=lambda task: _profile(task.model, args.profile_size, repeats), tag="lowlight")
+                       validate=False, on_built=lambda task: _profile(task.model, args.profile_size, repeats), tag="lowlight")
     return row
 
 

@@ -88,7 +88,6 @@ def run_one(name: str, args: argparse.Namespace, data_path: Path | None, dataset
     overrides = [
         f"--data.init_args.scale={args.scale}",  # the CLI links it to the model
         f"--data.init_args.dataset_name={dataset}", "--trainer.max_steps=-1", "--trainer.max_epochs=-1",
-        "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0", "--checkpoint.monitor=null",
         "--trainer.accumulate_grad_batches=1", "--trainer.log_every_n_steps=20",
     ]
     if data_path is not None:
@@ -98,7 +97,7 @@ def run_one(name: str, args: argparse.Namespace, data_path: Path | None, dataset
     if args.lr is not None and name != "bicubic":
         overrides.append(f"--model.init_args.optimizer.init_args.lr={args.lr}")
     row, _ = train_row(_config(name), args, overrides=overrides, dataset=dataset, settings={"scale": args.scale},
-                       name=name, test="last", on_built=lambda task: _cost(task.model, args), tag="sr")
+                       name=name, validate=False, on_built=lambda task: _cost(task.model, args), tag="sr")
     paper = PUBLISHED_BICUBIC_SET5.get(args.scale, (None,))[0] if name == "bicubic" else PUBLISHED_SET5_X4.get(name)
     if dataset == "Set5" and (name == "bicubic" or args.scale == 4):
         row.reference["paper_psnr"] = paper
