@@ -69,16 +69,6 @@ def evaluate_split(task_type: Literal["regression", "classification"], predictio
     return {name: float(value) for name, value in metrics.compute().items()}
 
 
-def mean_roc_auc(scores: np.ndarray, labels: np.ndarray, label_mask: np.ndarray) -> float:
-    """Mean ROC-AUC over tasks with both classes among present labels (NaN when none has)."""
-    return evaluate_split("classification", scores, labels, label_mask)["roc_auc"]
-
-
-def regression_metrics(prediction: np.ndarray, target: np.ndarray, label_mask: np.ndarray) -> dict[str, float]:
-    """RMSE and MAE over every present label."""
-    return evaluate_split("regression", prediction, target, label_mask)
-
-
 class MoleculePropertyTask(BaseTask):
     """Train and evaluate `model(atoms, pairs, distances, adjacency, mask) -> (batch, tasks)`.
 

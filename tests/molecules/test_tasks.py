@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from molecules.tasks import MoleculePropertyTask, masked_loss, mean_roc_auc, regression_metrics
+from molecules.tasks import MoleculePropertyTask, evaluate_split, masked_loss
 
 
 def test_masked_classification_loss_ignores_missing_labels():
@@ -43,12 +43,12 @@ def test_mean_roc_auc_skips_single_class_tasks_and_missing():
     present = rng.random((20, 3)) > 0.2
     labels[:, 2] = 1.0  # one class only: left out
     expected = np.mean([roc_auc_score(labels[present[:, t], t], scores[present[:, t], t]) for t in range(2)])
-    assert abs(mean_roc_auc(scores, labels, present) - expected) < 1e-6
+    assert abs(evaluate_split("classification", scores, labels, present)["roc_auc"] - expected) < 1e-6
 
 
 def test_regression_metrics():
-    metrics = regression_metrics(np.array([[1.0], [2.0], [5.0]]), np.array([[1.0], [4.0], [0.0]]),
-                                 np.array([[True], [True], [False]]))
+    metrics = evaluate_split("regression", np.array([[1.0], [2.0], [5.0]]), np.array([[1.0], [4.0], [0.0]]),
+                             np.array([[True], [True], [False]]))
     assert abs(metrics["rmse"] - np.sqrt(2.0)) < 1e-12 and abs(metrics["mae"] - 1.0) < 1e-12
 
 
