@@ -7,6 +7,7 @@ Whole-image evaluation padded to the model's `size_multiple`, PSNR and SSIM accu
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from torch import Tensor, nn
@@ -18,7 +19,7 @@ from vision.tasks.grid import ImageGridLogging
 Batch = tuple[Tensor, Tensor]
 
 
-class ImageTask(ImageGridLogging, BaseTask):
+class ImageTask(ImageGridLogging, BaseTask, ABC):
     """Base of `LowLightTask` and `SRTask`; a subclass implements `evaluate(batch, stage, batch_idx)`.
 
     Args:
@@ -40,9 +41,9 @@ class ImageTask(ImageGridLogging, BaseTask):
     def size_multiple(self) -> int:
         return int(getattr(self.model, "size_multiple", 1))
 
+    @abstractmethod
     def evaluate(self, batch: Batch, stage: str, batch_idx: int) -> Any:
         """Score one validation or test batch with `score`."""
-        raise NotImplementedError
 
     def score(self, stage: str, psnr: Tensor, ssim: Tensor) -> None:
         """Add per-image `psnr: (batch,)` and `ssim: (batch,)` to the stage's means and log them."""
