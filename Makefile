@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	# tinysoundfont (audio rendering) declares pyaudio, which has no wheel and needs portaudio
+	# headers to build; the synthesizer does not use it, so install it without dependencies.
+	$(PY) -m pip install -q --no-deps 'tinysoundfont>=0.3.7'
 	touch $(STAMP)
 
 # Each domain adds its part of the demo in <domain>/demo*.mk: a target `demo-<part>`
