@@ -39,6 +39,21 @@ def test_grayscale_is_replicated_with_a_warning(tmp_path: Path) -> None:
         read_image(path, mode="error")
 
 
+def test_every_grayscale_mode_reads_as_three_equal_channels(tmp_path: Path) -> None:
+    # the SR protocol recognizes a grayscale test image by its equal channels (vision.metrics.is_grayscale)
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    paths = [
+        _write(tmp_path / "l.png", gray),
+        _write(tmp_path / "la.png", np.stack([gray, np.full_like(gray, 99)], axis=2), mode="LA"),
+        _write(tmp_path / "i16.png", gray.astype(np.uint16) * 257),  # 16-bit: k * 257 / 65535 = k / 255
+    ]
+    for path in paths:
+        with pytest.warns(UserWarning, match=path.name):
+            image = read_image(path)
+        assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2]), path.name
+        np.testing.assert_array_equal((image[0].numpy() * 255).round(), gray)
+
+
 def test_rgba_drops_alpha_or_raises(tmp_path: Path) -> None:
     rgba = np.zeros((2, 2, 4), dtype=np.uint8)
     rgba[..., 0], rgba[..., 3] = 200, 17

@@ -1,4 +1,5 @@
-"""SR data: aligned patches with the 8 symmetries, the LR of the protocol, folders and their errors."""
+"""SR data: aligned patches with the 8 symmetries, the LR of the protocol, folders and their errors,
+grayscale files kept recognizable (equal channels) for the intensity protocol."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 from PIL import Image
 
 from vision.data.sr import SRDataModule, SRPatches, make_pair, skimage_photo
-from vision.metrics import quantize
+from vision.metrics import is_grayscale, quantize
 from vision.resize import bicubic_degrade
 
 
@@ -73,3 +74,20 @@ def test_folders_and_their_errors(tmp_path):
         SRDataModule(test_path=str(tmp_path / "bad")).setup("test")
     with pytest.raises(ValueError, match="smaller than patch_size"):
         SRDataModule(scale=2, train_path=str(tmp_path / "train"), patch_size=64).setup("fit")
+
+
+def test_grayscale_files_keep_equal_channels_in_hr_and_lr(tmp_path):
+    rng = np.random.default_rng(1)
+    gray = rng.integers(0, 256, (30, 34), dtype=np.uint8)
+    _write(tmp_path / "Set3", "a_gray.png", gray)
+    Image.fromarray(np.stack([gray, rng.integers(0, 256, (30, 34), dtype=np.uint8)], axis=2), mode="LA").save(
+        tmp_path / "Set3" / "b_gray_alpha.png")
+    _write(tmp_path / "Set3", "c_colour.png", rng.integers(0, 256, (30, 34, 3), dtype=np.uint8))
+    data = SRDataModule(scale=4, test_path=str(tmp_path / "Set3"))
+    with pytest.warns(UserWarning):  # the grayscale files are converted with a warning each
+        data.setup("test")
+    lrs = torch.stack([lr for lr, _ in data.test_set.pairs])
+    hrs = torch.stack([hr for _, hr in data.test_set.pairs])
+    assert is_grayscale(hrs).tolist() == is_grayscale(lrs).tolist() == [True, True, False]
+    np.testing.assert_array_equal((hrs[0, 0] * 255).round().numpy(), gray[:28, :32])  # mod-cropped intensity
+    np.testing.assert_array_equal((hrs[1, 0] * 255).round().numpy(), gray[:28, :32])  # alpha dropped

@@ -5,9 +5,9 @@
     attn-bench sr --scale 2 --models bicubic                 # the protocol check: bicubic's Set5 numbers
 
 Per model: parameters, forward GMACs (multiply-adds, the unit SR papers call "FLOPs") and median
-CPU latency on a `--latency-size` LR input, then PSNR / SSIM (Y channel, `scale` border pixels
-cropped, 8-bit outputs, mean over images) on the evaluation folder after `--max-seconds` (or `--max-steps`) of
-training each. Every trained model goes through the same code path as `attn fit`: its config
+CPU latency on a `--latency-size` LR input, then PSNR / SSIM (Y channel, intensity for grayscale
+images, `scale` border pixels cropped, 8-bit outputs, mean over images) on the evaluation folder
+after `--max-seconds` (or `--max-steps`) of training each. Every trained model goes through the same code path as `attn fit`: its config
 (`vision/configs/<model>_x4_skimage.yaml`), the same data (random LR patches of the training photos
 with flips/rotations), the loss of its paper (L1), Trainer `max_time` as the budget, no
 validation, and the final weights tested. The paper-size HAT-S and HAT are listed for their cost
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> None:
         rows.append(cost_row(name, args, dataset))
     published = PUBLISHED_BICUBIC_SET5.get(args.scale)
     notes = [
-        f"x{args.scale}; PSNR/SSIM on Y, {args.scale}-pixel border cropped, 8-bit outputs, mean over {dataset} images",
+        f"x{args.scale}; PSNR/SSIM on Y (grayscale images: intensity), {args.scale}-pixel border cropped, 8-bit outputs, "
+        f"mean over {dataset} images",
         f"training on {args.train_path or 'the embedded scikit-image photos'}, final weights tested (no selection on the test set)",
         f"gmacs / latency_ms: one forward of a {args.latency_size}x{args.latency_size} LR image (multiply-adds; FLOPs = 2 x MACs)",
         "paper_psnr: published Set5 numbers after full training (bicubic: the protocol's own value)",

@@ -3,7 +3,9 @@
 The protocol of the SR literature: every HR image is cropped at the bottom/right to a multiple of
 the scale, its LR input is MATLAB's antialiased bicubic downsampling (`vision.resize`) rounded to
 8 bits (as the LR PNGs of DIV2K / Set5 are), training uses random aligned LR/HR patches with flips
-and 90-degree rotations, and evaluation uses whole images.
+and 90-degree rotations, and evaluation uses whole images. A grayscale file is read as three equal
+channels (`read_image`), and its LR keeps them equal (the resize acts per channel): that is how
+`SRTask` knows to score it on its intensity (`vision.metrics.is_grayscale`).
 
 Without folders, an embedded default needs no download: photos that scikit-image ships
 (`skimage.data`), split into training photos, one validation photo (a 256x256 centre crop, so that
