@@ -10,7 +10,8 @@ by the model's class and loads the result strictly, so a mismatch fails with the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,59 @@ def unwrap_state_dict(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
             )
         state = inner
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def rename_keys(
+    official: Mapping[str, Tensor],
+    rules: Sequence[tuple[str, str]],
+    model: nn.Module,
+    drop: Sequence[str] = (),
+) -> dict[str, Tensor]:
+    """``official`` renamed to ``model``'s state-dict keys by ``(pattern, replacement)`` rules.
+
+    Each official key takes the first rule whose pattern matches the whole key (``re.fullmatch``;
+    the replacement may use its groups, ``\\g<name>``); keys fully matching a ``drop`` pattern
+    (buffers the model computes itself, parameters the official forward never uses) are left out.
+    Raises ``ValueError`` naming the keys when an official key matches no rule (an official
+    parameter without a counterpart is never silently ignored), maps to a key ``model`` lacks
+    (e.g. a deeper configuration's extra blocks), or shares its target with another key; when
+    ``model`` needs a key no official key maps to; or when a shape differs (naming the official
+    and our key). So a checkpoint of another configuration fails before anything is loaded.
+    """
+    compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
+    dropped = [re.compile(pattern) for pattern in drop]
+    ours, model_name = model.state_dict(), type(model).__name__
+    converted: dict[str, Tensor] = {}
+    source: dict[str, str] = {}
+    unknown, surplus = [], []
+    for key, value in official.items():
+        if any(p.fullmatch(key) for p in dropped):
+            continue
+        found = next(((m, r) for p, r in compiled if (m := p.fullmatch(key))), None)
+        if found is None:
+            unknown.append(key)
+            continue
+        name = found[0].expand(found[1])
+        if name not in ours:
+            surplus.append(key)
+            continue
+        if name in source:
+            raise ValueError(f"official keys {source[name]} and {key} both map to {model_name}'s {name}")
+        if value.shape != ours[name].shape:
+            raise ValueError(
+                f"official {key}: shape {tuple(value.shape)} in the checkpoint, but {model_name}'s {name} "
+                f"has {tuple(ours[name].shape)} (a checkpoint of another configuration?)"
+            )
+        converted[name], source[name] = value, key
+    if unknown:
+        raise ValueError(f"official keys without a counterpart in {model_name}: {unknown}")
+    missing = [name for name in ours if name not in converted]
+    if surplus or missing:
+        raise ValueError(
+            f"official checkpoint does not fit this {model_name} (a checkpoint of another configuration?): "
+            f"official keys beyond this model: {surplus}; {model_name} keys the checkpoint lacks: {missing}"
+        )
+    return converted
 
 
 def load_official_state_dict(

@@ -226,3 +226,7 @@ def _init_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+# Registers the official-checkpoint converter (`core.official.load_official_state_dict`) with HAT.
+from vision.models import hat_official  # noqa: E402,F401

@@ -296,3 +296,7 @@ class LLFormer(nn.Module):
             refined.append(x)
         out = self.output(self.refinement_fusion(refined))
         return out + image if self.residual else out
+
+
+# Registers the official-checkpoint converter (`core.official.load_official_state_dict`) with LLFormer.
+from vision.models import llformer_official  # noqa: E402,F401
