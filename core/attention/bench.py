@@ -1,5 +1,10 @@
 """`attn-bench attention`: time and peak memory of every kernel over sequence length.
 
+Dispatch (`--dispatch`): on each attention call the suite's models make (`SUITE_SHAPES`), in
+training (forward + backward) and inference (forward), every exact CPU kernel (`math`, `sdpa`,
+`chunked`) and a plain `softmax(q k^T) v` written here are timed in alternating rounds (median),
+with the kernel `auto` picks and its time against the best candidate, and `math` against plain.
+
 CPU (always): batch 1, 8 heads, head_dim 64, fp32, forward pass, seq 512..32768; the extra peak
 resident memory of each call is read from the kernel's VmHWM after resetting it, and time ratios
 are taken against `sdpa` measured in the same run. `math` is skipped where its score matrix alone
@@ -10,10 +15,12 @@ forward+backward, causal and not, head_dim 64 and 128, in TFLOP/s.
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
 
 import torch
 
+from core.attention.dispatch import SUITE_SHAPES, AttentionShape, auto_kernel
 from core.attention.functional import attention
 from core.bench import BenchRow, add_common_arguments, report
 from core.profiling import measure_cpu
@@ -32,6 +39,10 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed calls per point (median); 1 above seq 8192")
     p.add_argument("--math-budget-gib", type=float, default=6.0, help="skip math when its scores exceed this")
     p.add_argument("--gpu", action="store_true", help="also run the GPU triton-vs-sdpa table (needs CUDA)")
+    p.add_argument("--dispatch", action="store_true", help="time auto's choice against every exact kernel on the suite's shapes")
+    p.add_argument("--dispatch-only", action="store_true", help="only the dispatch table (no sequence sweep)")
+    p.add_argument("--rounds", type=int, default=9, help="alternating timing rounds per dispatch shape (median)")
+    p.add_argument("--shapes", nargs="+", help="dispatch shape names to time (default: all)")
     add_common_arguments(p)
     p.set_defaults(func=run)
 
@@ -65,6 +76,73 @@ def _row(kernel: str, seq: int, args: argparse.Namespace, seconds: float | None,
         settings={"seq": seq, "heads": args.heads, "head_dim": args.head_dim, "device": "cpu"},
         measures={"peak_gib": peak, "time_vs_sdpa": ratio}, reference={"note": note} if note else {},
     )
+
+
+DISPATCH_CANDIDATES = ("math", "sdpa", "chunked")
+
+
+def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                    bias: torch.Tensor | None, causal: bool) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v as one would write it by hand: the yardstick for `math`."""
+    scores = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
+    if bias is not None:
+        scores = scores + bias
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    if causal:
+        scores = scores.masked_fill(torch.ones(scores.shape[-2:], dtype=torch.bool).triu(1), float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def time_shape(shape: AttentionShape, train: bool, rounds: int) -> dict[str, float]:
+    """Median seconds of each candidate, `plain` and `auto` on `shape`, timed in alternating rounds."""
+    inputs = shape.tensors(train)
+    q, k, v, mask, bias, causal = (inputs[n] for n in ("q", "k", "v", "mask", "bias", "causal"))
+    calls: dict[str, Callable[[], torch.Tensor]] = {"plain": lambda: plain_attention(q, k, v, mask, bias, causal)}
+    for kernel in (*DISPATCH_CANDIDATES, "auto"):
+        calls[kernel] = lambda kernel=kernel: attention(q, k, v, mask=mask, bias=bias, causal=causal, kernel=kernel)
+
+    def run(fn: Callable[[], torch.Tensor]) -> None:
+        if train:
+            fn().sum().backward()
+        else:
+            with torch.inference_mode():
+                fn()
+
+    for fn in calls.values():  # warm-up
+        run(fn)
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            run(fn)
+            times[name].append(time.perf_counter() - start)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+def dispatch_rows(args: argparse.Namespace) -> list[BenchRow]:
+    """One row per (suite shape, mode): each candidate's milliseconds, auto's pick and ratios."""
+    rows = []
+    shapes = [s for s in SUITE_SHAPES if not args.shapes or s.name in args.shapes]
+    for shape in shapes:
+        for mode in ("train", "infer"):
+            train = mode == "train"
+            inputs = shape.tensors(train)
+            with torch.inference_mode(not train):
+                picked = auto_kernel(inputs["q"], inputs["k"], inputs["v"], inputs["mask"], inputs["bias"])
+            med = time_shape(shape, train, args.rounds)
+            best = min(DISPATCH_CANDIDATES, key=med.__getitem__)
+            rows.append(BenchRow(
+                model=shape.name, role="model", dataset="random", params=0, seconds=med["auto"],
+                settings={"mode": mode, "q": "x".join(map(str, shape.q)), "k_len": shape.k[2],
+                          "mask": shape.mask or "", "bias": "trained" if shape.bias_grad else ("fixed" if shape.bias else ""),
+                          "auto": picked, "best": best, "device": "cpu"},
+                measures={**{f"{n}_ms": med[n] * 1e3 for n in (*DISPATCH_CANDIDATES, "plain")},
+                          "auto_vs_best": med["auto"] / med[best], "math_vs_plain": med["math"] / med["plain"]},
+            ))
+            print(f"  {shape.name} {mode}: auto={picked} best={best} auto/best {med['auto'] / med[best]:.2f} "
+                  f"math/plain {med['math'] / med['plain']:.2f}", flush=True)
+    return rows
 
 
 def gpu_rows(args: argparse.Namespace) -> list[BenchRow]:
@@ -109,6 +187,20 @@ def _cuda_time(fn: Callable[[], None], repeats: int = 10) -> float:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.dispatch or args.dispatch_only:
+        rows = dispatch_rows(args)
+        worst = max(rows, key=lambda r: r.measures["auto_vs_best"])
+        slow_math = max(rows, key=lambda r: r.measures["math_vs_plain"])
+        report(
+            rows, experiment="bench/attention", title=f"attention dispatch on the suite's shapes ({torch.get_num_threads()} threads)",
+            json_path=None if not args.dispatch_only else args.json, log_mlflow=not args.no_mlflow,
+            notes=[f"auto vs the best exact kernel: worst {worst.measures['auto_vs_best']:.2f}x ({worst.model}, {worst.settings['mode']}); target <= 1.05",
+                   f"math vs plain softmax: worst {slow_math.measures['math_vs_plain']:.2f}x ({slow_math.model}, {slow_math.settings['mode']}); target <= 1.10"],
+            columns=["model", "mode", "q", "k_len", "mask", "bias", "math_ms", "sdpa_ms", "chunked_ms", "plain_ms",
+                     "auto", "best", "auto_vs_best", "math_vs_plain"],
+        )
+        if args.dispatch_only:
+            return
     rows = cpu_rows(args)
     notes = []
     linear = {r.settings["seq"]: r.seconds for r in rows if r.model == "linear" and r.seconds}

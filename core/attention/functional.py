@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from core.attention.chunked_kernel import chunked_attention
+from core.attention.dispatch import auto_kernel
 from core.attention.linear_kernel import linear_attention
 from core.attention.math_kernel import math_attention
 from core.attention.sdpa_kernel import sdpa_attention
@@ -29,11 +30,6 @@ _KERNELS: dict[str, Callable[..., Tensor]] = {
     "triton": triton_attention,
     "linear": linear_attention,
 }
-
-# On CPU, torch's fused sdpa kernel materializes the score matrix once a mask or bias is given;
-# above this many score bytes `auto` switches to the blocked kernel.
-_AUTO_CHUNK_BYTES = 512 * 2**20
-
 
 def attention(
     q: Tensor, k: Tensor, v: Tensor, *, mask: Tensor | None = None, bias: Tensor | None = None,
@@ -51,7 +47,8 @@ def attention(
         scale: logit scale, default `head_dim ** -0.5`.
         dropout_p: dropout on attention weights (pass 0 at evaluation).
         kernel: `math` (reference), `sdpa`, `chunked`, `triton`, `linear` (elu+1 linear attention,
-            an approximation: not equal to softmax), or `auto`.
+            an approximation: not equal to softmax), or `auto` (an exact kernel chosen per call
+            by `core.attention.dispatch.auto_kernel`, whose docstring states the rule).
 
     Returns:
         `(batch, heads, q_len, v_dim)`. Rows that can attend no key are zero.
@@ -61,7 +58,7 @@ def attention(
         raise ValueError(f"unknown attention kernel {kernel!r}; choose one of {KERNELS}")
     mask = _as_4d(mask)
     bias = _as_4d(bias)
-    name = _auto_kernel(q, k, mask, bias, dropout_p) if kernel == "auto" else kernel
+    name = auto_kernel(q, k, v, mask, bias, dropout_p) if kernel == "auto" else kernel
     k, v = repeat_kv(k, v, q.shape[1])
     return _KERNELS[name](q, k, v, mask=mask, bias=bias, causal=causal, scale=scale, dropout_p=dropout_p)
 
@@ -72,15 +69,6 @@ def repeat_kv(k: Tensor, v: Tensor, heads: int) -> tuple[Tensor, Tensor]:
     if groups == 1:
         return k, v
     return k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-
-
-def _auto_kernel(q: Tensor, k: Tensor, mask: Tensor | None, bias: Tensor | None, dropout_p: float) -> str:
-    if q.is_cuda:
-        return "sdpa"
-    score_bytes = q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] * 4
-    if (mask is not None or bias is not None) and score_bytes > _AUTO_CHUNK_BYTES:
-        return "chunked"
-    return "sdpa"
 
 
 def _as_4d(t: Tensor | None) -> Tensor | None:

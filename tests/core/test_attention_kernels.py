@@ -135,17 +135,6 @@ def test_default_scale_is_inverse_sqrt_head_dim():
     torch.testing.assert_close(attention(q, k, v, kernel="math"), attention(q, k, v, scale=1 / math.sqrt(9), kernel="math"))
 
 
-def test_auto_uses_chunked_for_large_masked_cpu_calls(monkeypatch):
-    import core.attention.functional as functional
-
-    called = []
-    monkeypatch.setattr(functional, "_AUTO_CHUNK_BYTES", 16)
-    monkeypatch.setitem(functional._KERNELS, "chunked", lambda *a, **kw: called.append(1) or chunked_attention(*a, **kw))
-    q = rand(1, 1, 8, 4)
-    attention(q, q, q, mask=torch.ones(8, 8, dtype=torch.bool))
-    assert called
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -162,3 +151,20 @@ def test_auto_uses_chunked_for_large_masked_cpu_calls(monkeypatch):
 def test_bad_inputs_raise_value_errors_naming_the_problem(kwargs, message):
     with pytest.raises(ValueError, match=message):
         attention(**kwargs)
+
+
+def test_math_softmax_keeps_fully_masked_rows_zero_with_finite_gradients():
+    """torch's fused softmax gives NaN on an all -inf row; the math kernel gives 0 and finite grads."""
+    q, k, v = (rand(1, 2, n, 4, seed=s).requires_grad_() for n, s in ((3, 0), (5, 1), (5, 2)))
+    additive = torch.zeros(1, 1, 3, 5)
+    additive[..., 1, :] = float("-inf")  # row 1 attends nothing
+    bias = rand(1, 2, 3, 5, seed=3).requires_grad_()
+    out = math_attention(q, k, v, mask=additive, bias=bias)
+    assert torch.equal(out[:, :, 1], torch.zeros(1, 2, 4))
+    out.sum().backward()
+    for t in (q, k, v, bias):
+        assert torch.isfinite(t.grad).all()
+    assert torch.equal(bias.grad[:, :, 1], torch.zeros(1, 2, 5))
+    # the other rows are a plain softmax
+    plain = torch.softmax((q @ k.transpose(-2, -1)) / 2 + bias, dim=-1) @ v
+    torch.testing.assert_close(out[:, :, [0, 2]], plain[:, :, [0, 2]])

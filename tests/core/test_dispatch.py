@@ -1,0 +1,87 @@
+"""`kernel="auto"`: the dispatch rule's choices, and that what it runs equals the reference."""
+
+import pytest
+import torch
+
+import core.attention.dispatch as dispatch
+import core.attention.functional as functional
+from core.attention import attention
+from core.attention.dispatch import SUITE_SHAPES, auto_kernel
+from core.attention.math_kernel import math_attention
+
+
+def rand(*shape, seed=0, grad=False):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).requires_grad_(grad)
+
+
+def test_inference_takes_the_fused_kernel_even_with_a_bias():
+    q = rand(2, 4, 16, 8)
+    with torch.inference_mode():
+        assert auto_kernel(q, q, q, None, None) == "sdpa"
+        assert auto_kernel(q, q, q, torch.ones(16, 16, dtype=torch.bool), rand(1, 4, 16, 16)) == "sdpa"
+
+
+def test_training_with_a_trained_bias_or_a_mask_takes_math():
+    q = rand(2, 4, 16, 32, grad=True)
+    bias = rand(1, 4, 16, 16, grad=True)
+    assert auto_kernel(q, q, q, None, bias) == "math"
+    assert auto_kernel(q, q, q, torch.ones(1, 1, 1, 16, dtype=torch.bool), None) == "math"
+    assert auto_kernel(q, q, q, None, None) == "sdpa"  # plain heads train on the flash kernel
+
+
+def test_training_tiny_heads_takes_math():
+    q4 = rand(8, 4, 42, 4, grad=True)
+    assert auto_kernel(q4, q4, q4, None, None) == "math"
+    q8 = rand(8, 4, 42, dispatch.FLASH_MIN_TRAIN_HEAD_DIM, grad=True)
+    assert auto_kernel(q8, q8, q8, None, None) == "sdpa"
+    with torch.no_grad():
+        assert auto_kernel(q4, q4, q4, None, None) == "sdpa"
+
+
+def test_large_masked_calls_take_the_blocked_kernel(monkeypatch):
+    monkeypatch.setattr(dispatch, "CHUNK_SCORE_BYTES", 16)
+    q = rand(1, 1, 8, 4)
+    assert auto_kernel(q, q, q, torch.ones(1, 1, 8, 8, dtype=torch.bool), None) == "chunked"
+    assert auto_kernel(q, q, q, None, None) == "sdpa"  # no mask: the fused kernel never materializes scores
+    called = []
+    monkeypatch.setitem(functional._KERNELS, "chunked", lambda *a, **kw: called.append(1) or math_attention(*a, **kw))
+    attention(q, q, q, mask=torch.ones(8, 8, dtype=torch.bool))
+    assert called
+
+
+@pytest.mark.parametrize("shape", SUITE_SHAPES, ids=lambda s: s.name)
+def test_auto_equals_math_on_each_suite_call_at_small_scale(shape):
+    """Each suite shape cut to batch 1 (and short sequences): auto's output and gradients equal math's."""
+    small = dispatch.AttentionShape(
+        shape.name, (1, shape.q[1], min(shape.q[2], 24), min(shape.q[3], 64)),
+        (1, shape.k[1], min(shape.k[2], 24), min(shape.k[3], 64)), shape.mask,
+        None if shape.bias is None else (1, shape.bias[1], min(shape.q[2], 24), min(shape.k[2], 24)),
+        shape.bias_grad, shape.causal,
+    )
+    inputs = small.tensors(train=True)
+    out = attention(**inputs, kernel="auto")
+    ref_inputs = small.tensors(train=True)
+    ref = attention(**ref_inputs, kernel="math")
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+    out.square().sum().backward()
+    ref.square().sum().backward()
+    for name in ("q", "k", "v", "bias"):
+        a, b = inputs[name], ref_inputs[name]
+        if a is not None and a.requires_grad:
+            torch.testing.assert_close(a.grad, b.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_dispatch_bench_times_every_candidate_and_names_autos_pick(tmp_path, capsys):
+    import json
+
+    from core.bench import main as bench_main
+
+    out = tmp_path / "dispatch.json"
+    bench_main(["attention", "--dispatch-only", "--rounds", "1", "--shapes", "mat_esol", "--no-mlflow", "--json", str(out)])
+    rows = json.loads(out.read_text())
+    assert [(r["model"], r["settings"]["mode"]) for r in rows] == [("mat_esol", "train"), ("mat_esol", "infer")]
+    assert [r["settings"]["auto"] for r in rows] == ["math", "sdpa"]
+    for r in rows:
+        assert all(r["measures"][f"{n}_ms"] > 0 for n in ("math", "sdpa", "chunked", "plain"))
+        assert r["measures"]["auto_vs_best"] > 0
+    assert "auto vs the best exact kernel" in capsys.readouterr().out
