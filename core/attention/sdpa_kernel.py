@@ -17,8 +17,13 @@ def sdpa_attention(
 
     torch aligns `is_causal` top-left; ours aligns the last query with the last key, so a causal
     call with q_len != k_len gets an explicit lower-right mask. Rows with no attendable key are
-    set to zero, as in the `math` reference (torch may return NaN there).
+    set to zero, as in the `math` reference (torch may return NaN there). Inputs whose last axis is
+    not contiguous (a column pass's transposed view, a bias gathered from a table and permuted)
+    are copied first: torch's fused CPU kernel refuses them and silently takes its math backend,
+    10x slower on LLFormer's column pass, where the copy costs a fraction of that.
     """
+    q, k, v = (_last_dim_contiguous(t) for t in (q, k, v))
+    mask, bias = _last_dim_contiguous(mask), _last_dim_contiguous(bias)
     q_len, k_len = q.shape[-2], k.shape[-2]
     attn_mask = mask
     if bias is not None:
@@ -31,6 +36,12 @@ def sdpa_attention(
     )
     empty = _empty_rows(mask, causal, q_len, k_len, q.device)
     return out if empty is None else out.masked_fill(empty, 0.0)
+
+
+def _last_dim_contiguous(t: Tensor | None) -> Tensor | None:
+    if t is None or t.shape[-1] == 1 or t.stride(-1) == 1:
+        return t
+    return t.contiguous()
 
 
 def _combine(a: Tensor, b: Tensor | None) -> Tensor:
