@@ -4,11 +4,15 @@
     attn-bench ctr --dataset criteo                  # ../shared/data/recsys/criteo_sample.txt
     attn-bench ctr --dataset avazu --json ctr_avazu.json
     attn-bench ctr --dataset mydata --data-path clicks.csv --format csv --set data.init_args.label=clicked
+    attn-bench ctr --format libfm --data-path data/frappe     # a folder of split files, used as given
 
 Every model is trained through the same code path as `attn fit`, from its config in
 `recsys/configs/<model>_synthetic.yaml` (same embedding size 16, Adam lr 1e-3, batch 512, early
 stopping on validation AUC, seed), with the data overridden for other datasets; it is tested on its
-best-validation-AUC checkpoint (AUC and log loss over the whole test split). Then, side by side in
+best-validation-AUC checkpoint (AUC and log loss over the whole test split). A folder `--data-path`
+holds predefined splits (FuxiCTR's `train.csv` / `valid.csv` / `test.csv`, NFM's `*.train.libfm` /
+`*.validation.libfm` / `*.test.libfm`), used as given; a file is split at random with the seed. The
+split protocol is printed under the table and logged as the MLflow param `split_protocol`. Then, side by side in
 one process, the inference latency of every trained model is measured on the CPU at batch sizes 1
 and 1024 (rounds interleaved across models, median of the rounds), reported per 1,000 rows.
 The table is printed, written with `--json`, and logged to MLflow experiment `bench/ctr`; each
@@ -39,8 +43,8 @@ FORMATS = ("criteo", "avazu", "movielens", "libfm", "csv")
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     """Register `attn-bench ctr` (entry point of the `attn.bench` group)."""
     parser = bench_parser(subparsers, "ctr", help="Hiformer vs LR/FM/DNN/DCN-v2/AutoInt/Transformer on click logs (AUC, log loss, latency)", doc=__doc__)
-    parser.add_argument("--dataset", default="synthetic", help="synthetic (embedded generator), criteo, avazu, movielens (the shared samples by default) or any name with --data-path")
-    parser.add_argument("--data-path", default=None, help="click-log file (or MovieLens folder)")
+    parser.add_argument("--dataset", default=None, help="synthetic (embedded generator, the default), criteo, avazu, movielens (the shared samples by default) or any name with --data-path (default: its file or folder name)")
+    parser.add_argument("--data-path", default=None, help="click-log file, folder of split files (train / valid|validation|val / test in the names) or MovieLens-1M folder")
     parser.add_argument("--format", choices=FORMATS, default=None, help="file format (default: the dataset name when it is a format)")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--rows", type=int, default=None, help="rows drawn from the synthetic generator (default: the configs')")
@@ -50,39 +54,54 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def dataset_name(args: argparse.Namespace) -> str:
+    """`--dataset`, or the name of the `--data-path` file or folder, or `synthetic`."""
+    if args.dataset is not None:
+        return args.dataset
+    return Path(args.data_path).stem if args.data_path is not None else "synthetic"
+
+
 def data_arguments(args: argparse.Namespace) -> list[str]:
     """CLI overrides that point every config at the requested data."""
-    if args.dataset == "synthetic" and args.data_path is None:
+    dataset = dataset_name(args)
+    if dataset == "synthetic" and args.data_path is None:
         out = [f"--data.init_args.synthetic_rows={args.rows}"] if args.rows else []
         return out
-    fmt = args.format or (args.dataset if args.dataset in FORMATS else None)
+    fmt = args.format or (dataset if dataset in FORMATS else None)
     if fmt is None:
-        raise SystemExit(f"attn-bench ctr: --dataset {args.dataset} needs --format ({'|'.join(FORMATS)})")
+        raise SystemExit(f"attn-bench ctr: --dataset {dataset} needs --format ({'|'.join(FORMATS)})")
     path = args.data_path
     if path is None:
-        if args.dataset not in SAMPLES:
-            raise SystemExit(f"attn-bench ctr: --dataset {args.dataset} needs --data-path")
-        path = str((SHARED_DATA / SAMPLES[args.dataset]).resolve())
+        if dataset not in SAMPLES:
+            raise SystemExit(f"attn-bench ctr: --dataset {dataset} needs --data-path")
+        path = str((SHARED_DATA / SAMPLES[dataset]).resolve())
         if not Path(path).exists():
             raise SystemExit(f"attn-bench ctr: {path} not found; pass --data-path")
-    return [f"--data.init_args.format={fmt}", f"--data.init_args.path={path}", f"--data.init_args.dataset_name={args.dataset}"]
+    return [f"--data.init_args.format={fmt}", f"--data.init_args.path={path}", f"--data.init_args.dataset_name={dataset}"]
 
 
 def run(args: argparse.Namespace) -> None:
     """Train and test every requested model, time them side by side, report the table."""
+    args.dataset = dataset_name(args)
     data_args = data_arguments(args)
-    rows, trained = [], {}
+    rows, trained, protocols = [], {}, []
     for name in args.models:
         row, fitted = train_row(args.config_dir / f"{name}_synthetic.yaml", args, overrides=data_args,
                              dataset=args.dataset, name=name, tag="ctr")
         rows.append(row)
         if fitted is not None:
-            trained[name] = (fitted.task.model.eval(), fitted.trainer.datamodule.datasets["test"])
+            data = fitted.trainer.datamodule
+            trained[name] = (fitted.task.model.eval(), data.datasets["test"])
+            row.settings["split_protocol"] = data.split_protocol  # an MLflow param of the row
+            protocols.append(f"splits: {data.split_protocol}; rows train/val/test "
+                             f"{'/'.join(str(len(data.datasets[s])) for s in ('train', 'val', 'test'))}, {data.layout.num_fields} fields"
+                             + (f" (libFM layout {data.libfm_read})" if data.libfm_read else ""))
     if trained:
         latency = measure_latency(trained, args.latency_rounds)
         for row in rows:
             row.measures.update(latency.get(row.config, {}))
     notes = [
+        *dict.fromkeys(protocols),  # one line when every run read the same data
         "roc_auc/logloss over the whole test split at the best validation-AUC checkpoint; seconds = training wall time",
         f"ms_per_1k_b1 / ms_per_1k_b1024: CPU inference per 1,000 rows at batch 1 / 1024, median of {args.latency_rounds} interleaved rounds, same process (the machine is named in the title)",
         *claims(rows, args.dataset),

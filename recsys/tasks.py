@@ -108,11 +108,12 @@ class CTRTask(BaseTask):
     def on_data_ready(self) -> None:
         """Log the data's cleaning counts and field count, and the size of the model built from it."""
         data = getattr(self.trainer, "datamodule", None)
-        params: dict[str, int] = {}
+        params: dict[str, int | str] = {}
         if data is not None and hasattr(data, "skipped_lines"):
             params["skipped_lines"] = data.skipped_lines
             params["filled_values"] = getattr(data, "filled_values", 0)
             params["fields"] = data.layout.num_fields
+            params["split_protocol"] = getattr(data, "split_protocol", "")
         self.log_run_params(params, {"num_parameters": float(self.num_parameters())})
 
 

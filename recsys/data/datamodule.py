@@ -1,8 +1,15 @@
-"""`CTRDataModule`: a click log (file or the planted-interaction generator) as model batches."""
+"""`CTRDataModule`: a click log (a file, a folder of split files, or the planted-interaction generator) as model batches.
+
+Public CTR benchmarks ship predefined splits: FuxiCTR's `train.csv` / `valid.csv` / `test.csv`, NFM's
+`frappe.train.libfm` / `frappe.validation.libfm` / `frappe.test.libfm`. A folder `path` is read as
+such a split (`find_split_files`), used as given; a single file is split at random with `seed`.
+`split_protocol` says which, in the log, the benchmark table and its MLflow rows.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import lightning as L
@@ -12,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from recsys.data.readers import Format, read_click_log
+from recsys.data.readers import ClickLog, Format, LibfmLayout, libfm_layout_of, read_click_log
 from recsys.data.schema import FeatureSchema, NumericTransform, Preprocessor
 from recsys.data.synthetic import make_click_log, synthetic_schema_columns
 from recsys.models.embedding import FieldLayout
@@ -20,6 +27,13 @@ from recsys.models.embedding import FieldLayout
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+# a split file's name has one of these words (words: runs of letters, `frappe.validation.libfm` -> frappe, validation)
+SPLIT_WORDS = {"train": ("train",), "val": ("valid", "validation", "val"), "test": ("test",)}
+# suffixes of the files each format reads in a folder of splits ("" = no suffix, as Avazu's `train`)
+SPLIT_SUFFIXES = {
+    "criteo": ("", ".txt", ".tsv", ".csv"), "avazu": ("", ".csv", ".txt"), "movielens": ("", ".csv", ".txt"),
+    "libfm": ("", ".libfm", ".libffm", ".ffm", ".svm", ".libsvm", ".txt"), "csv": ("", ".csv", ".txt"),
+}
 
 
 class ClickTensors(Dataset):
@@ -39,15 +53,20 @@ class ClickTensors(Dataset):
 class CTRDataModule(L.LightningDataModule):
     """Click-log rows, split, with vocabularies and numeric transforms fitted on the train split.
 
-    The rows are split at random, stratified by label (each split keeps the file's click rate), with
-    `seed`. The fitted `Preprocessor` is this DataModule's state: Lightning stores it in every
-    checkpoint (key `CTRDataModule`), and `preprocessor_from=<checkpoint>` reuses a training run's
-    vocabulary for new rows (`predict_path`).
+    A file's rows are split at random, stratified by label (each split keeps the file's click rate),
+    with `seed`. A folder of split files (see `find_split_files`) is used as given; without a
+    validation file, the validation split is carved from the train file (stratified, `seed`, the
+    fraction `split[1] / (split[0] + split[1])`). `split_protocol` (after `setup`) says which.
+    The fitted `Preprocessor` is this DataModule's state: Lightning stores it in every checkpoint
+    (key `CTRDataModule`), and `preprocessor_from=<checkpoint>` reuses a training run's vocabulary
+    for new rows (`predict_path`).
 
     Args:
         format: `synthetic` (the embedded generator, `recsys.data.synthetic`) or a file format:
             `criteo`, `avazu`, `movielens`, `libfm`, `csv` (see `recsys.data.readers`).
-        path: the file (or MovieLens folder); not used with `synthetic`.
+        path: the file, a folder of split files (`train` / `valid`, `validation` or `val` / `test` in
+            the names, e.g. FuxiCTR's `train.csv`, NFM's `frappe.train.libfm`), or a MovieLens-1M
+            folder; not used with `synthetic`.
         dataset_name: MLflow experiment `recsys/ctr/<dataset_name>`; default `synthetic` or the file stem.
         label: label column (default: the format's).
         categorical, numeric: feature columns (default: the format's schema).
@@ -55,8 +74,11 @@ class CTRDataModule(L.LightningDataModule):
         numeric_transform: `log` or `bucketize`.
         num_buckets: quantile buckets of `bucketize`.
         min_count: rarer categorical values (in train) map to the OOV bucket.
-        max_values: tokens kept per multi-valued cell.
-        split: train / validation / test fractions.
+        max_values: tokens kept per multi-valued cell (default: the format's; 8, or the longest line of a
+            libFM file read as a bag of indices).
+        libfm_layout: how `libfm` tokens become fields: `auto`, `positional`, `bag` or `fields` (see
+            `recsys.data.readers`); the train file decides `auto` for every split and for predict rows.
+        split: train / validation / test fractions of a single file (a folder's splits are its files).
         max_bad_fraction: unparseable lines above this fraction raise an error (below: skipped, logged).
         rating_threshold: MovieLens click label is `rating >= rating_threshold`.
         synthetic_rows: rows drawn from the generator.
@@ -80,7 +102,8 @@ class CTRDataModule(L.LightningDataModule):
         numeric_transform: NumericTransform = "log",
         num_buckets: int = 10,
         min_count: int = 1,
-        max_values: int = 8,
+        max_values: int | None = None,
+        libfm_layout: LibfmLayout = "auto",
         split: tuple[float, float, float] = (0.8, 0.1, 0.1),
         max_bad_fraction: float = 0.01,
         rating_threshold: float = 4.0,
@@ -101,7 +124,7 @@ class CTRDataModule(L.LightningDataModule):
         self.dataset_name = dataset_name or ("synthetic" if format == "synthetic" else Path(str(path)).stem)
         self.label, self.categorical, self.numeric, self.multi_valued = label, categorical, numeric, multi_valued
         self.numeric_transform, self.num_buckets = numeric_transform, num_buckets
-        self.min_count, self.max_values = min_count, max_values
+        self.min_count, self.max_values, self.libfm_layout = min_count, max_values, libfm_layout
         self.split, self.max_bad_fraction, self.rating_threshold = tuple(split), max_bad_fraction, rating_threshold
         self.synthetic_rows, self.synthetic_strength = synthetic_rows, synthetic_strength
         self.preprocessor_from, self.predict_path = preprocessor_from, predict_path
@@ -111,25 +134,23 @@ class CTRDataModule(L.LightningDataModule):
         self.frames: dict[str, pd.DataFrame] = {}
         self.datasets: dict[str, ClickTensors] = {}
         self.skipped_lines = 0
+        self.split_protocol = ""
+        self.libfm_read: str | None = None  # the libFM layout the train file was read with
 
     # ---- reading and preprocessing (all I/O happens in setup) ------------------------------------
     @property
     def source(self) -> str:
         return "synthetic click log" if self.format == "synthetic" else str(self.path)
 
-    def read(self, path: str | None = None) -> tuple[pd.DataFrame, FeatureSchema]:
-        """Rows of `path` (default: this DataModule's data) and the schema to apply."""
+    def read(self, path: str | None = None, libfm_layout: LibfmLayout | None = None) -> tuple[pd.DataFrame, FeatureSchema]:
+        """Rows of the file `path` (default: this DataModule's data) and the schema to apply."""
         if self.format == "synthetic" and path is None:
             frame = make_click_log(self.synthetic_rows, self.seed, self.synthetic_strength)
             defaults = synthetic_schema_columns()
             schema = FeatureSchema(**defaults)  # type: ignore[arg-type]
         else:
-            fmt = self.format if self.format != "synthetic" else "csv"
-            clicks = read_click_log(
-                path or self.path, fmt, label=self.label, rating_threshold=self.rating_threshold,
-                max_bad_fraction=self.max_bad_fraction,
-            )
-            self.skipped_lines = clicks.bad_lines
+            clicks = self._read_file(path or self.path, libfm_layout or self.libfm_layout)
+            self.skipped_lines, self.libfm_read = clicks.bad_lines, clicks.layout
             frame, schema = clicks.frame, clicks.schema
         schema = FeatureSchema(
             label=self.label or schema.label,
@@ -137,15 +158,56 @@ class CTRDataModule(L.LightningDataModule):
             numeric=list(self.numeric if self.numeric is not None else schema.numeric),
             multi_valued=dict(self.multi_valued if self.multi_valued is not None else schema.multi_valued),
             numeric_transform=self.numeric_transform, num_buckets=self.num_buckets,
-            min_count=self.min_count, max_values=self.max_values,
+            min_count=self.min_count, max_values=self.max_values if self.max_values is not None else schema.max_values,
         )
         schema.check_frame(frame, path or self.source)
         return frame, schema
 
+    def _read_file(self, path: str | Path, libfm_layout: LibfmLayout, require_label: bool = True) -> ClickLog:
+        return read_click_log(
+            path, self.format if self.format != "synthetic" else "csv", label=self.label,
+            rating_threshold=self.rating_threshold, max_bad_fraction=self.max_bad_fraction,
+            require_label=require_label, libfm_layout=libfm_layout,
+        )
+
+    def split_files(self) -> dict[str, Path] | None:
+        """The split files when `path` is a folder of them (None for a file or a MovieLens-1M folder)."""
+        if self.format == "synthetic" or self.path is None or not Path(self.path).is_dir():
+            return None
+        if self.format == "movielens" and (Path(self.path) / "ratings.dat").exists():
+            return None
+        return find_split_files(self.path, self.format)
+
+    def read_splits(self) -> tuple[dict[str, pd.DataFrame], FeatureSchema]:
+        """The train / val / test rows (a folder's files as given, or a seeded split of one file) and the schema."""
+        files = self.split_files()
+        if files is None:
+            frame, schema = self.read()
+            name = "the synthetic click log" if self.format == "synthetic" else Path(str(self.path)).name
+            self.split_protocol = f"seeded: stratified {'/'.join(f'{f:g}' for f in self.split)} split of {name}, seed {self.seed}"
+            return split_frame(frame, schema.label, self.split, self.seed, self.source), schema
+        frames: dict[str, pd.DataFrame] = {}
+        frames["train"], schema = self.read(str(files["train"]))
+        skipped, layout = self.skipped_lines, self.libfm_read
+        for split in ("val", "test"):
+            if split in files:  # read as the train file was (the same libFM layout), checked against its schema
+                frames[split], _ = self.read(str(files[split]), libfm_layout=layout)  # type: ignore[arg-type]
+                schema.check_frame(frames[split], str(files[split]))
+                skipped += self.skipped_lines
+        self.skipped_lines, self.libfm_read = skipped, layout
+        given = " ".join(f"{s}={p.name}" for s, p in files.items())
+        self.split_protocol = f"predefined: {given}"
+        if "val" not in files:
+            fraction = self.split[1] / (self.split[0] + self.split[1])
+            carved = split_frame(frames["train"], schema.label, (1 - fraction, fraction), self.seed, str(files["train"]), ("train", "val"))
+            frames.update(carved)
+            self.split_protocol += (f"; no validation file: val = {fraction:.1%} of {files['train'].name}, "
+                                    f"stratified, seed {self.seed}")
+        return {s: frames[s] for s in SPLITS}, schema
+
     def setup(self, stage: str | None = None) -> None:
         if not self.frames:
-            frame, schema = self.read()
-            self.frames = split_frame(frame, schema.label, self.split, self.seed, self.source)
+            self.frames, schema = self.read_splits()
             if self.preprocessor is None:
                 if self.preprocessor_from is not None:
                     self.preprocessor = load_preprocessor(self.preprocessor_from)
@@ -153,10 +215,12 @@ class CTRDataModule(L.LightningDataModule):
                     self.preprocessor = Preprocessor(schema).fit(self.frames["train"], f"{self.source} (train split)")
             self._transform()
         if stage == "predict" and self.predict_path is not None and "predict" not in self.datasets:
-            fmt = self.format if self.format != "synthetic" else "csv"
+            schema = self.preprocessor.schema
+            layout = self.libfm_layout if self.libfm_layout != "auto" else libfm_layout_of(schema)
             clicks = read_click_log(
-                self.predict_path, fmt, label=self.preprocessor.schema.label, rating_threshold=self.rating_threshold,
-                max_bad_fraction=self.max_bad_fraction, require_label=False,
+                self.predict_path, self.format if self.format != "synthetic" else "csv", label=schema.label,
+                rating_threshold=self.rating_threshold, max_bad_fraction=self.max_bad_fraction, require_label=False,
+                libfm_layout=layout,
             )
             self.datasets["predict"] = ClickTensors(self.preprocessor.transform(clicks.frame, self.predict_path))
 
@@ -168,9 +232,9 @@ class CTRDataModule(L.LightningDataModule):
             filled += self.preprocessor.filled_values
         self.filled_values = filled
         log.info(
-            "%s: rows train/val/test = %s, fields %d, skipped lines %d, filled numeric values %d",
-            self.source, "/".join(str(len(self.datasets[s])) for s in SPLITS), self.layout.num_fields,
-            self.skipped_lines, filled,
+            "%s: rows train/val/test = %s (%s), fields %d, skipped lines %d, filled numeric values %d",
+            self.source, "/".join(str(len(self.datasets[s])) for s in SPLITS), self.split_protocol,
+            self.layout.num_fields, self.skipped_lines, filled,
         )
 
     @property
@@ -219,27 +283,68 @@ class CTRDataModule(L.LightningDataModule):
 
 
 def split_frame(
-    frame: pd.DataFrame, label: str, fractions: tuple[float, ...], seed: int, source: str
+    frame: pd.DataFrame, label: str, fractions: tuple[float, ...], seed: int, source: str,
+    names: tuple[str, ...] = SPLITS,
 ) -> dict[str, pd.DataFrame]:
-    """Random split stratified by label; raises naming `source` when a split would be empty."""
+    """Random split into `names` (one fraction each; the last takes the rest) stratified by label.
+
+    Raises naming `source` when a split would be empty.
+    """
     if len(frame) == 0:
         raise ValueError(f"{source}: no rows")
+    if len(fractions) != len(names):
+        raise ValueError(f"split_frame: {len(fractions)} fractions for the splits {names}")
     labels = frame[label].to_numpy()
     rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
+    parts: dict[str, list[np.ndarray]] = {s: [] for s in names}
     for value in sorted(pd.unique(labels).tolist(), key=str):
         rows = rng.permutation(np.flatnonzero(labels == value))
-        cut1 = int(round(fractions[0] * len(rows)))
-        cut2 = cut1 + int(round(fractions[1] * len(rows)))
-        for split, chunk in zip(SPLITS, (rows[:cut1], rows[cut1:cut2], rows[cut2:]), strict=True):
+        cuts = np.cumsum([int(round(f * len(rows))) for f in fractions[:-1]]).tolist()
+        for split, chunk in zip(names, np.split(rows, cuts), strict=True):
             parts[split].append(chunk)
     out = {}
-    for split in SPLITS:
+    for split in names:
         rows = np.sort(np.concatenate(parts[split]))
         if len(rows) == 0:
             raise ValueError(f"{source}: the {split} split is empty ({len(frame)} rows, split {fractions})")
         out[split] = frame.iloc[rows].reset_index(drop=True)
     return out
+
+
+def find_split_files(folder: str | Path, format: str) -> dict[str, Path]:
+    """`{"train": ..., "val": ..., "test": ...}` of a folder of split files (`val` may be absent).
+
+    A split file's name (without its suffix) has the word `train`, `valid` / `validation` / `val`, or
+    `test` (`train.csv`, `frappe.validation.libfm`, `criteo_test.txt`) and a suffix `format` reads
+    (`SPLIT_SUFFIXES`); other files (`feature_map.json`, `train.h5`, a README) are ignored. Raises
+    naming the folder and listing its files when there is no train or no test file, or when a split
+    has several files.
+    """
+    folder = Path(folder)
+    entries = sorted(folder.iterdir())
+    suffixes = SPLIT_SUFFIXES.get(format, ("", ".csv", ".txt"))
+    found: dict[str, list[Path]] = {s: [] for s in SPLITS}
+    for entry in entries:
+        if not entry.is_file() or entry.name.startswith(".") or entry.suffix.lower() not in suffixes:
+            continue
+        words = set(re.split(r"[^a-z]+", entry.stem.lower()))
+        splits = [s for s, names in SPLIT_WORDS.items() if words & set(names)]
+        if len(splits) == 1:  # a name with two split words (`train_test.csv`) says nothing
+            found[splits[0]].append(entry)
+    listing = [e.name for e in entries]
+    for split, files in found.items():
+        if len(files) > 1:
+            raise ValueError(f"{folder}: several {split} files {[f.name for f in files]}; keep one per split")
+    missing = [s for s in ("train", "test") if not found[s]]
+    if missing:
+        words = " / ".join(", ".join(w) for w in SPLIT_WORDS.values())
+        movielens = " (or, for movielens, a MovieLens-1M folder with ratings.dat)" if format == "movielens" else ""
+        raise ValueError(
+            f"{folder}: a folder of split files needs a train and a test file (a name with the word {words} "
+            f"and a suffix the {format} format reads: {', '.join(s or '(none)' for s in suffixes)}){movielens}; "
+            f"no {' and no '.join(missing)} file among {listing}"
+        )
+    return {s: files[0] for s, files in found.items() if files}
 
 
 def load_preprocessor(checkpoint: str | Path) -> Preprocessor:

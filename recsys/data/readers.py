@@ -8,8 +8,23 @@
 * `movielens`: a joined CSV (`user_id`, `movie_id` or `item_id`, `rating`, optional user and movie
   columns, `genres` joined by `|`) or a MovieLens-1M folder (`ratings.dat`, `users.dat`,
   `movies.dat`, `::`-separated); the click label is `rating >= rating_threshold`.
-* `libfm`: `label field:index[:value] ...` per line (libFFM style); a field becomes a categorical
-  column `f<field>`; labels -1/1 or 0/1.
+* `libfm`: libFM lines `label index:value ...` or libFFM lines `label field:index:value ...`;
+  labels -1/1 or 0/1; a token with value 0 is absent (libFM's sparse convention). The layout
+  (`libfm_layout`, `auto` by default) decides how tokens become model fields, so that memory
+  stays linear in rows x fields and never grows with the number of distinct indices:
+  - `positional` (auto: libFM lines that all have the same number K of tokens, every value 1,
+    the one-hot layout of NFM's frappe and movielens-tag splits): token k of a line is
+    categorical field `p<k>`, its index the category. Positions that share indices are logged
+    (such lines may be bags of equal length; pass `bag`). A few lines of another length (at most
+    `max_bad_fraction`, e.g. a truncated last line) are skipped and counted.
+  - `bag` (auto: ragged libFM lines, or values other than 1): one multi-valued field `features`
+    holding the line's indices, embedded and mean-pooled like every multi-valued field
+    (`recsys.models.embedding`); its `max_values` is the longest line. Values other than 0/1
+    are dropped with a logged count: the embeddings take ids, not weights. Being one field, a
+    bag gives the models no interactions between its own indices.
+  - `fields` (auto: libFFM lines): field `f<field>` per libFFM field, its index the category
+    (when a field repeats in a line, its last token counts).
+  Lines of the other kind (libFM tokens in a libFFM file or the reverse) are unparseable.
 * `csv`: any CSV with a header; the schema must be given.
 
 Unparseable lines (wrong field count, a non-numeric number, a missing or non-numeric label) are
@@ -19,6 +34,8 @@ skipped and counted; above `max_bad_fraction` of the lines the reader raises nam
 from __future__ import annotations
 
 import logging
+import re
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -32,6 +49,8 @@ log = logging.getLogger(__name__)
 
 Format = Literal["synthetic", "criteo", "avazu", "movielens", "libfm", "csv"]
 FORMATS: tuple[str, ...] = ("synthetic", "criteo", "avazu", "movielens", "libfm", "csv")
+LibfmLayout = Literal["auto", "positional", "bag", "fields"]
+BAG_COLUMN = "features"
 
 CRITEO_NUMERIC = [f"I{i}" for i in range(1, 14)]
 CRITEO_CATEGORICAL = [f"C{i}" for i in range(1, 27)]
@@ -41,21 +60,24 @@ MOVIELENS_CATEGORICAL = ["user_id", "movie_id", "gender", "age", "occupation", "
 
 @dataclass
 class ClickLog:
-    """Rows of a click log: `frame` (strings, label column included), its default schema, and counts."""
+    """Rows of a click log: `frame` (strings, label column included), its default schema, counts, and
+    for `libfm` the layout the file was read with (`positional`, `bag` or `fields`)."""
 
     frame: pd.DataFrame
     schema: FeatureSchema
     bad_lines: int = 0
     total_lines: int = 0
+    layout: str | None = None
 
 
 def read_click_log(
     path: str | Path, format: Format, *, label: str | None = None, rating_threshold: float = 4.0,
-    max_bad_fraction: float = 0.01, require_label: bool = True,
+    max_bad_fraction: float = 0.01, require_label: bool = True, libfm_layout: LibfmLayout = "auto",
 ) -> ClickLog:
     """Read `path` in `format`; `label` overrides the format's label column (for `csv`).
 
-    `require_label=False` reads rows to score (the label column may be absent).
+    `require_label=False` reads rows to score (the label column may be absent). `libfm_layout`
+    says how `libfm` tokens become fields (see the module docstring).
     """
     path = Path(path)
     if not path.exists():
@@ -67,7 +89,7 @@ def read_click_log(
     elif format == "movielens":
         result = _read_movielens(path, rating_threshold)
     elif format == "libfm":
-        result = _read_libfm(path)
+        result = _read_libfm(path, libfm_layout, max_bad_fraction)
     elif format == "csv":
         result = _read_csv(path, label or "label")
     else:
@@ -149,42 +171,160 @@ def _read_movielens_folder(path: Path) -> tuple[pd.DataFrame, int]:
     return frame, 0
 
 
-def _read_libfm(path: Path) -> ClickLog:
-    rows: list[dict[str, str]] = []
-    bad = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            parts = line.split()
-            if not parts:
-                continue
-            row = _parse_libfm_line(parts)
-            if row is None:
-                bad += 1
-            else:
-                rows.append(row)
-    frame = pd.DataFrame(rows, dtype=str)
-    fields = sorted((c for c in frame.columns if c != "label"), key=lambda c: int(c[1:]))
-    return ClickLog(frame, FeatureSchema(label="label", categorical=fields), bad, len(rows) + bad)
+def _read_libfm(path: Path, layout: LibfmLayout, max_bad_fraction: float) -> ClickLog:
+    if layout not in ("auto", "positional", "bag", "fields"):
+        raise ValueError(f"{path}: unknown libfm_layout {layout!r}; choose auto, positional, bag or fields")
+    lines = _LibfmLines.parse(path)
+    arity = np.frombuffer(lines.arity, dtype=np.int8)
+    libffm = int((arity == 3).sum()) > int((arity == 2).sum()) if layout == "auto" else layout == "fields"
+    keep = arity != (2 if libffm else 3)  # lines of the other kind are unparseable
+    bad = lines.bad + int((~keep).sum())
+    total = lines.bad + len(arity)
+    lengths = np.frombuffer(lines.lengths, dtype=np.int64)
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    indices = np.frombuffer(lines.indices, dtype=np.int64)
+    values = np.frombuffer(lines.values, dtype=np.float64)
+    labels = np.asarray(lines.labels, dtype=object)
+    if libffm:
+        fields = np.frombuffer(lines.fields, dtype=np.int64)
+        return _libffm_fields(labels, keep, row, fields, indices, bad, total)
+    width = int(np.bincount(lengths[keep]).argmax()) if keep.any() else 0
+    conform = keep & (lengths == width)
+    if layout == "auto":
+        ones = bool((values[conform[row]] == 1.0).all())
+        dropped = int((keep & ~conform).sum())
+        layout = "positional" if width > 0 and ones and (bad + dropped) <= max_bad_fraction * total else "bag"
+    if layout == "positional":
+        if width == 0:
+            raise ValueError(f"{path}: no libFM index:value tokens to read by position")
+        return _libfm_positional(path, labels[conform], indices[conform[row]].reshape(-1, width),
+                                 bad + int((keep & ~conform).sum()), total)
+    return _libfm_bag(path, labels, keep, lengths, indices, values, bad, total)
 
 
-def _parse_libfm_line(parts: list[str]) -> dict[str, str] | None:
+@dataclass
+class _LibfmLines:
+    """The parsed lines of a libFM / libFFM file, flat (typed arrays: a few bytes per token)."""
+
+    labels: list[str]  # "0" / "1" per parsed line
+    arity: array  # per line: 2 (index:value tokens), 3 (field:index:value) or 0 (no token)
+    lengths: array  # per line: tokens kept (value != 0)
+    fields: array  # per kept token: the libFFM field (-1 for libFM)
+    indices: array  # per kept token
+    values: array  # per kept token
+    bad: int = 0
+
+    @classmethod
+    def parse(cls, path: Path) -> _LibfmLines:
+        out = cls([], array("b"), array("q"), array("q"), array("q"), array("d"))
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                if not parts:
+                    continue
+                parsed = _parse_libfm_line(parts)
+                if parsed is None:
+                    out.bad += 1
+                    continue
+                label, arity, tokens = parsed
+                out.labels.append(label)
+                out.arity.append(arity)
+                out.lengths.append(len(tokens))
+                for field, index, value in tokens:
+                    out.fields.append(field)
+                    out.indices.append(index)
+                    out.values.append(value)
+        return out
+
+
+_DIGITS, _SIGNED = re.compile(r"[0-9]+"), re.compile(r"-?[0-9]+")  # ASCII only: int() must accept them
+
+
+def _parse_libfm_line(parts: list[str]) -> tuple[str, int, list[tuple[int, int, float]]] | None:
+    """`(label, arity, [(field, index, value), ...])` of a line without its zero-valued tokens; None if unparseable."""
     try:
         label = float(parts[0])
     except ValueError:
         return None
-    row = {"label": "1" if label > 0 else "0"}
+    tokens, arity = [], 0
     for token in parts[1:]:
         pieces = token.split(":")
-        if len(pieces) not in (2, 3) or not pieces[0].isdigit() or not pieces[1].lstrip("-").isdigit():
+        if len(pieces) not in (2, 3) or (arity and len(pieces) != arity):
             return None
-        if len(pieces) == 3:
-            try:
-                if float(pieces[2]) == 0.0:
-                    continue
-            except ValueError:
-                return None
-        row[f"f{pieces[0]}"] = pieces[1]
-    return row
+        arity = len(pieces)
+        if arity == 3 and not _DIGITS.fullmatch(pieces[0]):
+            return None
+        if not (_SIGNED if arity == 3 else _DIGITS).fullmatch(pieces[-2]):  # libFFM indices may be negative
+            return None
+        try:
+            value = float(pieces[-1])
+        except ValueError:
+            return None
+        if value != 0.0:
+            tokens.append((int(pieces[0]) if arity == 3 else -1, int(pieces[-2]), value))
+    return ("1" if label > 0 else "0"), arity, tokens
+
+
+def _libfm_positional(path: Path, labels: np.ndarray, indices: np.ndarray, bad: int, total: int) -> ClickLog:
+    """Token k of every line is field `p<k>`; `indices: (rows, fields)`."""
+    width = indices.shape[1]
+    pairs = np.unique(indices * width + np.arange(width))  # (index, position) pairs seen
+    shared = len(pairs) - len(np.unique(pairs // width))
+    if shared:
+        log.warning("%s: %d libFM index(es) occur at more than one position; fields are still taken by position "
+                    "(pass libfm_layout=bag if the lines are bags of indices)", path, shared)
+    names = [f"p{k}" for k in range(width)]
+    frame = pd.DataFrame({"label": labels, **{n: indices[:, k].astype(str) for k, n in enumerate(names)}}, dtype=str)
+    log.info("%s: libFM lines read by position: %d fields, %d distinct indices", path, width, len(pairs) - shared)
+    return ClickLog(frame, FeatureSchema(label="label", categorical=names), bad, total, "positional")
+
+
+def _libfm_bag(path: Path, labels: np.ndarray, keep: np.ndarray, lengths: np.ndarray, indices: np.ndarray,
+               values: np.ndarray, bad: int, total: int) -> ClickLog:
+    """One multi-valued field `features`: the indices of each line, joined by spaces."""
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    text = indices.astype(str)
+    bags = [" ".join(text[a:b]) for a, b, k in zip(starts.tolist(), ends.tolist(), keep.tolist(), strict=True) if k]
+    weighted = int((values[np.repeat(keep, lengths)] != 1.0).sum())
+    if weighted:
+        log.warning("%s: the values of %d token(s) (other than 0/1) ignored: the bag field keeps the indices, not their values", path, weighted)
+    longest = int(lengths[keep].max()) if keep.any() else 1
+    frame = pd.DataFrame({"label": labels[keep], BAG_COLUMN: bags}, dtype=str)
+    log.info("%s: libFM lines read as one bag-of-indices field (%d to %d tokens per line)", path,
+             int(lengths[keep].min()) if keep.any() else 0, longest)
+    schema = FeatureSchema(label="label", multi_valued={BAG_COLUMN: " "}, max_values=max(1, longest))
+    return ClickLog(frame, schema, bad, total, "bag")
+
+
+def _libffm_fields(labels: np.ndarray, keep: np.ndarray, row: np.ndarray, fields: np.ndarray, indices: np.ndarray,
+                   bad: int, total: int) -> ClickLog:
+    """Field `f<field>` per libFFM field; a field repeated in a line keeps its last token."""
+    kept_rows = np.flatnonzero(keep)
+    position = np.full(len(keep), -1)
+    position[kept_rows] = np.arange(len(kept_rows))
+    token_row = position[row]
+    use = token_row >= 0
+    columns: dict[str, np.ndarray] = {"label": labels[kept_rows]}
+    for field in np.unique(fields[use]).tolist():
+        mine = use & (fields == field)
+        rows, ids = token_row[mine][::-1], indices[mine][::-1]  # reversed: the first occurrence is the last token
+        _, last = np.unique(rows, return_index=True)
+        column = np.full(len(kept_rows), None, dtype=object)
+        column[rows[last]] = ids[last].astype(str)
+        columns[f"f{field}"] = column
+    frame = pd.DataFrame(columns, dtype=str)
+    names = [c for c in columns if c != "label"]
+    return ClickLog(frame, FeatureSchema(label="label", categorical=names), bad, total, "fields")
+
+
+def libfm_layout_of(schema: FeatureSchema) -> LibfmLayout:
+    """The layout a libFM schema came from, to read new rows (`predict_path`) the same way."""
+    if BAG_COLUMN in schema.multi_valued:
+        return "bag"
+    if schema.categorical and all(re.fullmatch(r"p\d+", c) for c in schema.categorical):
+        return "positional"
+    return "fields"
 
 
 def _read_csv(path: Path, label: str) -> ClickLog:
@@ -216,4 +356,4 @@ def _drop_bad_rows(result: ClickLog, path: Path, max_bad_fraction: float, requir
             f"{path}: {skipped} of {total} lines unparseable ({100 * skipped / total:.1f}% > "
             f"max_bad_fraction {100 * max_bad_fraction:.1f}%){where}"
         )
-    return ClickLog(frame[~bad].reset_index(drop=True), schema, skipped, result.total_lines)
+    return ClickLog(frame[~bad].reset_index(drop=True), schema, skipped, result.total_lines, result.layout)

@@ -13,6 +13,8 @@ from core.bench import main as bench_main
 from core.cli import main
 from recsys.data import load_preprocessor, make_click_log
 
+from .conftest import write_nfm_folder
+
 CONFIGS = Path(__file__).resolve().parents[2] / "recsys" / "configs"
 FAST = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 SMALL = ["--data.init_args.synthetic_rows=3000", "--trainer.max_epochs=1", "--trainer.limit_train_batches=3"]
@@ -77,6 +79,29 @@ def test_bench_on_the_real_criteo_sample(store, tmp_path):
     (row,) = json.loads(out.read_text())
     assert row["dataset"] == "criteo" and row["model"] == "FM" and row["error"] is None
     assert runs(store, "recsys/ctr/criteo")
+
+
+def test_bench_on_a_folder_of_nfm_libfm_split_files(store, tmp_path, criteo):
+    folder = write_nfm_folder(criteo, tmp_path / "criteo_nfm")
+    out = tmp_path / "ctr.json"
+    bench_main([
+        "ctr", "--format", "libfm", "--data-path", str(folder), "--models", "lr", "hiformer_fast", "--max-epochs", "1",
+        "--latency-rounds", "1", "--json", str(out), "--set", "trainer.limit_train_batches=3", "data.init_args.batch_size=32",
+    ])
+    rows = json.loads(out.read_text())
+    protocol = "predefined: train=criteo.train.libfm val=criteo.validation.libfm test=criteo.test.libfm"
+    for row in rows:
+        assert row["dataset"] == "criteo_nfm" and row["error"] is None and row["steps"] == 3
+        assert row["settings"]["split_protocol"] == protocol
+    assert len(runs(store, "recsys/ctr/criteo_nfm")) == 2
+    (hiformer,) = [r for r in runs(store, "recsys/ctr/criteo_nfm") if r.data.tags["model"] == "Hiformer"]
+    assert hiformer.data.params["fields"] == "26"  # one token per one-hot field, not per libFM index
+    assert hiformer.data.params["split_protocol"] == protocol
+    bench = runs(store, "bench/ctr")
+    assert all(r.data.params["split_protocol"] == protocol for r in bench if "mlflow.parentRunId" in r.data.tags)
+    (parent,) = [r for r in bench if "mlflow.parentRunId" not in r.data.tags]
+    text = Path(store.download_artifacts(parent.info.run_id, "table.txt", str(tmp_path))).read_text()
+    assert f"splits: {protocol}; rows train/val/test 140/40/20, 26 fields (libFM layout positional)" in text
 
 
 def test_bench_needs_a_format_for_unknown_datasets():

@@ -16,6 +16,8 @@ from recsys.data import (
     split_frame,
 )
 
+from .conftest import CRITEO_CATEGORICAL, nfm_encode, write_nfm_folder
+
 
 def frame(rows: dict[str, list]) -> pd.DataFrame:
     return pd.DataFrame(rows, dtype=object)
@@ -123,12 +125,152 @@ def test_movielens_joined_csv_and_folder(shared_data, tmp_path):
     assert folder.frame["label"].tolist() == ["1", "0", "1"] and folder.frame["genres"].iloc[2] == "Action"
 
 
-def test_libfm_format(tmp_path):
-    path = tmp_path / "train.libfm"
-    path.write_text("1 0:5 1:7\n-1 0:3 1:7:1 2:9:0\n0 0:5\n")
+# ---- libFM / libFFM: NFM's one-hot split files, ragged lines, libFFM fields --------------------------
+def test_libfm_one_hot_lines_are_read_by_position(criteo, tmp_path):
+    indices, lines = nfm_encode(criteo)
+    path = tmp_path / "criteo.train.libfm"
+    path.write_text("\n".join(lines) + "\n")
     clicks = read_click_log(path, "libfm")
-    assert clicks.frame["label"].tolist() == ["1", "0", "0"]
-    assert clicks.frame["f0"].tolist() == ["5", "3", "5"] and clicks.schema.categorical == ["f0", "f1"]
+    assert clicks.layout == "positional" and clicks.bad_lines == 0 and len(clicks.frame) == 200
+    assert clicks.schema.categorical == [f"p{k}" for k in range(26)] and not clicks.schema.multi_valued
+    assert clicks.frame["label"].tolist() == criteo["label"].tolist()
+    for k in (0, 5, 21, 25):  # field k holds the k-th token's index
+        assert clicks.frame[f"p{k}"].tolist() == [str(i) for i in indices[:, k]]
+    # one category per distinct value of the Criteo column (missing included), nothing across fields
+    pre = Preprocessor(clicks.schema).fit(clicks.frame)
+    assert [len(pre.vocab[f"p{k}"]) for k in range(26)] == criteo[CRITEO_CATEGORICAL].nunique(dropna=False).tolist()
+
+
+def test_libfm_tensors_are_rows_by_fields_whatever_the_number_of_indices(criteo, tmp_path):
+    indices, lines = nfm_encode(criteo)
+    distinct = len(np.unique(indices))
+    assert distinct > 80 * indices.shape[1]  # 2,278 distinct indices, 26 fields
+    path = tmp_path / "criteo.libfm"
+    path.write_text("\n".join(lines) + "\n")
+    clicks = read_click_log(path, "libfm")
+    assert clicks.frame.shape == (200, 1 + 26)  # label + one column per field, not per index
+    pre = Preprocessor(clicks.schema).fit(clicks.frame)
+    out = pre.transform(clicks.frame)
+    assert out["categorical"].shape == (200, 26) and out["multi_valued"].numel() == 0
+    # the same rows with every index renumbered into a range 1,000x wider: the same tensor sizes
+    wide = [" ".join([line.split()[0], *(f"{1000 * i + 7}:1" for i in row)]) for line, row in zip(lines, indices.tolist(), strict=True)]
+    path.write_text("\n".join(wide) + "\n")
+    clicks_wide = read_click_log(path, "libfm")
+    pre_wide = Preprocessor(clicks_wide.schema).fit(clicks_wide.frame)
+    out_wide = pre_wide.transform(clicks_wide.frame)
+    assert out_wide["categorical"].shape == (200, 26) and pre_wide.layout.categorical == pre.layout.categorical
+
+
+def test_ragged_libfm_lines_become_one_bag_of_indices(criteo, tmp_path):
+    indices, _ = nfm_encode(criteo)
+    missing = criteo[CRITEO_CATEGORICAL].isna().to_numpy()
+    # libFM writers often leave missing values out: the lines are then of different lengths
+    bags = [[int(i) for i, m in zip(row, gone, strict=True) if not m] for row, gone in zip(indices, missing, strict=True)]
+    lines = [" ".join([lab, *(f"{i}:1" for i in bag)]) for lab, bag in zip(criteo["label"], bags, strict=True)]
+    path = tmp_path / "ragged.libfm"
+    path.write_text("\n".join(lines) + "\n")
+    clicks = read_click_log(path, "libfm")
+    longest = max(len(b) for b in bags)
+    assert clicks.layout == "bag" and clicks.schema.categorical == []
+    assert clicks.schema.multi_valued == {"features": " "} and clicks.schema.max_values == longest == 26
+    pre = Preprocessor(clicks.schema).fit(clicks.frame)
+    ids = pre.transform(clicks.frame)["multi_valued"]
+    assert ids.shape == (200, 1, longest) and pre.layout.num_fields == 1
+    back = {v: k for k, v in pre.multi_vocab["features"].items()}
+    for r in (0, 7, 199):
+        assert sorted(int(back[i]) for i in ids[r, 0].tolist() if i > 0) == sorted(bags[r])
+
+
+def test_libfm_weighted_values_become_a_bag_and_zero_values_are_absent(tmp_path, caplog):
+    path = tmp_path / "weighted.libfm"
+    path.write_text("1 3:0.5 8:1 9:0\n-1 4:2 8:1 9:1\n")
+    with caplog.at_level("WARNING"):
+        clicks = read_click_log(path, "libfm")
+    assert clicks.layout == "bag" and clicks.frame["features"].tolist() == ["3 8", "4 8 9"]
+    assert "the values of 2 token(s)" in caplog.text
+
+
+def test_truncated_or_garbled_libfm_lines_are_skipped_and_counted(criteo, tmp_path, caplog):
+    _, lines = nfm_encode(criteo)
+    lines[-1] = " ".join(lines[-1].split()[:5])  # a truncated last line
+    lines[50] = "1 12:one 13:1"
+    path = tmp_path / "cut.libfm"
+    path.write_text("\n".join(lines) + "\n")
+    with caplog.at_level("WARNING"):
+        clicks = read_click_log(path, "libfm", max_bad_fraction=0.02)
+    assert clicks.layout == "positional" and clicks.bad_lines == 2 and len(clicks.frame) == 198
+    assert "skipped 2 unparseable line(s) of 200" in caplog.text
+    # more lines of another length than max_bad_fraction allows: not the one-hot layout, a bag
+    assert read_click_log(path, "libfm", max_bad_fraction=0.005).layout == "bag"
+    with pytest.raises(ValueError, match=r"cut.libfm: 2 of 200 lines unparseable \(1.0% > max_bad_fraction 0.5%\)"):
+        read_click_log(path, "libfm", max_bad_fraction=0.005, libfm_layout="positional")
+
+
+def test_libffm_fields(tmp_path):
+    path = tmp_path / "train.libffm"
+    path.write_text("1 0:5:1 1:7:1\n-1 0:3:1 1:7:1 2:9:0 1:8:1\n0 0:5:1\n1 3:2\n")
+    clicks = read_click_log(path, "libfm", max_bad_fraction=0.5)
+    assert clicks.layout == "fields" and clicks.bad_lines == 1  # "3:2" is a libFM token in a libFFM file
+    assert clicks.frame["label"].tolist() == ["1", "0", "0"] and clicks.schema.categorical == ["f0", "f1"]
+    assert clicks.frame["f0"].tolist() == ["5", "3", "5"]
+    assert clicks.frame["f1"].tolist()[:2] == ["7", "8"] and pd.isna(clicks.frame["f1"].iloc[2])  # last token of a field wins
+
+
+# ---- folders of predefined split files ---------------------------------------------------------------
+def test_folder_of_nfm_libfm_splits_is_used_as_given(criteo, tmp_path):
+    folder = write_nfm_folder(criteo, tmp_path / "criteo_nfm")
+    (folder / "README.md").write_text("NFM-style split")
+    dm = CTRDataModule(format="libfm", path=str(folder), seed=0)
+    dm.setup()
+    assert [len(dm.datasets[s]) for s in ("train", "val", "test")] == [140, 40, 20]
+    assert dm.split_protocol == "predefined: train=criteo.train.libfm val=criteo.validation.libfm test=criteo.test.libfm"
+    assert dm.dataset_name == "criteo_nfm" and dm.libfm_read == "positional" and dm.layout.num_fields == 26
+    # the files' rows in their order, vocabularies from the train file only
+    labels = criteo["label"].astype(float).tolist()
+    assert dm.datasets["test"].tensors["label"].tolist() == labels[180:]
+    assert set(dm.preprocessor.vocab["p3"]) == set(dm.frames["train"]["p3"])
+    unseen = ~dm.frames["test"]["p3"].isin(set(dm.frames["train"]["p3"])).to_numpy()
+    assert unseen.any() and (dm.datasets["test"].tensors["categorical"][torch.from_numpy(unseen), 3] == 0).all()
+    # rows to score are read with the training layout
+    dm_predict = CTRDataModule(format="libfm", path=str(folder), predict_path=str(folder / "criteo.test.libfm"))
+    dm_predict.setup("predict")
+    torch.testing.assert_close(dm_predict.datasets["predict"].tensors["categorical"], dm.datasets["test"].tensors["categorical"])
+
+
+def test_folder_of_fuxictr_csv_splits_is_used_as_given(criteo, tmp_path):
+    folder = tmp_path / "criteo_x1"
+    folder.mkdir()
+    for name, rows in (("train", slice(0, 120)), ("valid", slice(120, 160)), ("test", slice(160, 200))):
+        criteo.iloc[rows].to_csv(folder / f"{name}.csv", index=False)
+    (folder / "feature_map.json").write_text("{}")  # FuxiCTR's preprocessing outputs are not split files
+    (folder / "train.h5").write_bytes(b"\x89HDF")
+    dm = CTRDataModule(format="criteo", path=str(folder))
+    dm.setup()
+    assert [len(dm.datasets[s]) for s in ("train", "val", "test")] == [120, 40, 40]
+    assert dm.split_protocol == "predefined: train=train.csv val=valid.csv test=test.csv"
+    assert dm.frames["val"]["C1"].tolist() == criteo["C1"].iloc[120:160].tolist()
+    train_median = np.median(pd.to_numeric(criteo["I2"].iloc[:120]).dropna())
+    assert dm.preprocessor.numeric_stats["I2"]["median"] == train_median
+
+
+def test_folder_without_validation_file_carves_it_from_train(criteo, tmp_path):
+    folder = write_nfm_folder(criteo, tmp_path / "two", sizes=(180, 20), names=("train", "test"))
+    dm = CTRDataModule(format="libfm", path=str(folder), split=(0.8, 0.1, 0.1), seed=3)
+    dm.setup()
+    assert len(dm.datasets["train"]) + len(dm.datasets["val"]) == 180 and len(dm.datasets["test"]) == 20
+    assert len(dm.datasets["val"]) == 20  # 1/9 of the train file: split[1] / (split[0] + split[1])
+    assert dm.split_protocol == ("predefined: train=criteo.train.libfm test=criteo.test.libfm; "
+                                 "no validation file: val = 11.1% of criteo.train.libfm, stratified, seed 3")
+
+
+def test_folder_without_a_train_file_lists_what_it_found(criteo, tmp_path):
+    folder = tmp_path / "no_train"
+    folder.mkdir()
+    for name in ("valid.csv", "test.csv", "README.md"):
+        (folder / name).write_text("label,C1\n0,a\n")
+    with pytest.raises(ValueError, match=r"no_train: a folder of split files needs a train and a test file .*"
+                                         r"no train file among \['README.md', 'test.csv', 'valid.csv'\]"):
+        CTRDataModule(format="csv", path=str(folder)).setup()
 
 
 # ---- bad input -----------------------------------------------------------------------------------------
