@@ -2,5 +2,6 @@
 
 Reproduces Zeng et al., "Are Transformers Effective for Time Series Forecasting?" (AAAI 2023) on
 ETT and any date-column CSV: `models/` (one file per model), `data/` (reader, splits,
-`ETTDataModule`), `tasks.py` (`ForecastTask`), `configs/`, and `bench.py` (`attn-bench ltsf`).
+`ETTDataModule`), `tasks.py` (`ForecastTask`), `configs/`, `published.py` (the paper's datasets,
+settings and published rows) and `bench.py` (`attn-bench ltsf`).
 """

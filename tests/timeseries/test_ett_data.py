@@ -130,3 +130,34 @@ def test_no_io_in_init_and_seeded_shuffling(series_csv):
     torch.testing.assert_close(orders[0], orders[1])
     assert not torch.equal(orders[0], orders[2])
     assert ETTDataModule().dataset_name == "ETTh1"
+
+
+def test_ettm_file_gets_the_15_minute_borders(make_csv):
+    # Dataset_ETT_minute of the reference code: borders 12*30*24*4 = 34560 and 16*30*24*4 = 46080, end 57600
+    path = make_csv("ETTm1.csv", rows=57600 + 100)  # rows past the 20 months are unused, as in ETTm1's 69680
+    dm = ETTDataModule(path=str(path), seq_len=336, pred_len=96)
+    dm.setup()
+    assert dm.dataset_name == "ETTm1" and dm.layout == "ETTm"
+    assert (dm.borders.train, dm.borders.val, dm.borders.test) == ((0, 34560), (34224, 46080), (45744, 57600))
+    assert [len(dm.datasets[s]) for s in ("train", "val", "test")] == [34560 - 336 - 96 + 1, 11520 - 96 + 1, 11520 - 96 + 1]
+
+
+@pytest.mark.parametrize(("rows", "seq_len", "expected"), [
+    # Dataset_Custom: train int(0.7 n), test int(0.2 n), val the rest; val/test start seq_len early
+    (966, 104, ((0, 676), (572, 773), (669, 966))),  # national_illness.csv
+    (52696, 336, ((0, 36887), (36551, 42157), (41821, 52696))),  # weather.csv
+    (7588, 336, ((0, 5311), (4975, 6071), (5735, 7588))),  # exchange_rate.csv
+])
+def test_custom_datasets_get_the_reference_ratio_borders(rows, seq_len, expected):
+    b = split_borders(rows, seq_len, "ratio")
+    assert (b.train, b.val, b.test) == expected
+
+
+def test_an_ili_file_splits_7_1_2_with_its_104_step_window(make_csv):
+    path = make_csv("national_illness.csv", rows=966)
+    dm = ETTDataModule(path=str(path), dataset_name="ILI", seq_len=104, pred_len=24)
+    dm.setup()
+    assert dm.layout == "ratio"
+    # segments 676, 201 and 297 rows -> rows - 104 - 24 + 1 windows
+    assert [len(dm.datasets[s]) for s in ("train", "val", "test")] == [549, 74, 170]
+    assert dm.datasets["test"].target_rows(len(dm.datasets["test"]) - 1)[-1] == 965
