@@ -1,0 +1,363 @@
+"""SPOD-style simulated point objects implanted into real hyperspectral backgrounds, and the DataModule.
+
+The paper's SPOD benchmark implants point and sub-pixel targets of several classes into real
+scenes; with only two real scenes here (../shared/data/vision/hyperspectral: San Diego airport,
+AVIRIS, 100x100x189; HYDICE urban, 80x100x162), each scene is cut into disjoint square tiles and
+every tile serves one split only, so train, validation and test backgrounds never share a pixel.
+
+Backgrounds: each scene is resampled to `bands` and normalized on its own (`vision.data.hsi`);
+its labelled pixels (the planes / vehicles of its `map`, dilated by one pixel) are replaced by the
+mean spectrum of the ring of pixels around each component, so no unlabelled real target sits in a
+simulated background.
+
+Target classes (`default_target_library`), in the same resampled, normalized space:
+- `sandiego_plane`: the mean spectrum of the San Diego map's pixels;
+- `hydice_vehicle`: the mean spectrum of the HYDICE map's pixels;
+- `sandiego_plane_tilted` / `hydice_vehicle_tilted`: those spectra times a linear ramp over the
+  bands (0.7 -> 1.3 and 1.3 -> 0.7), a documented perturbation giving two more, spectrally
+  distinct classes.
+Each implanted instance varies its class spectrum, as real targets do between instances
+(illumination, material, adjacency): a gain drawn in `gain` (0.8-1.2) times `1 + variability * c(band)`
+with `c` a random smooth curve (three cosines over the band axis with random frequencies up to 1.5
+periods and random phases, scaled to a peak of 1; `variability` = 0.1).
+
+Targets (`simulate_scene`): a footprint drawn from single pixels (sub-pixel: abundance in
+`subpixel_abundance`, 0.1-0.5) and multi-pixel shapes (1x2, 2x1, 2x2, a 3x3 plus; abundance per
+pixel in `multipixel_abundance`, 0.3-1.0), placed so that instances are at least one pixel apart; each target pixel
+becomes `a * target + (1 - a) * background` (linear mixing). The box of an instance is the
+pixel-aligned box around its footprint, its class the spectrum's.
+
+Splits: tiles in raster order cycle through train, train, val, test. Training scenes are drawn
+afresh for every item (random tile, random flip / transpose of the background, random targets);
+validation and test scenes are fixed by the seed. With `test_path`, the test scenes are simulated
+on the tiles of that folder's scenes instead (another sensor), and its scenes are also kept whole
+(`real_scenes`) so that their real maps can be scored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from scipy import ndimage
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from vision.data.hsi import HSIScene, list_scenes, prepare_scene, read_scene
+
+log = logging.getLogger(__name__)
+
+SHARED_SCENES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "vision" / "hyperspectral"
+SPLIT_CYCLE = ("train", "train", "val", "test")
+FOOTPRINTS: dict[str, np.ndarray] = {
+    "1x1": np.array([[1]], bool),
+    "1x2": np.array([[1, 1]], bool),
+    "2x1": np.array([[1], [1]], bool),
+    "2x2": np.ones((2, 2), bool),
+    "plus": np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool),
+}
+
+
+@dataclass
+class TargetLibrary:
+    """Class spectra: `spectra (classes, bands)` in the normalized space, `names`, and where each came from."""
+
+    spectra: np.ndarray
+    names: tuple[str, ...]
+    sources: tuple[str, ...]
+
+
+def clean_background(cube: np.ndarray, target_map: np.ndarray | None) -> np.ndarray:
+    """Replace each labelled component (dilated by one pixel) by the mean spectrum of the two-pixel ring around it."""
+    if target_map is None or not target_map.any():
+        return cube
+    out = cube.copy()
+    labelled, count = ndimage.label(target_map, structure=np.ones((3, 3), bool))
+    for k in range(1, count + 1):
+        inner = ndimage.binary_dilation(labelled == k, iterations=1)
+        ring = ndimage.binary_dilation(inner, iterations=2) & ~ndimage.binary_dilation(target_map, iterations=1)
+        out[inner] = cube[ring].mean(0)
+    return out
+
+
+def default_target_library(scenes: dict[str, tuple[np.ndarray, HSIScene]]) -> TargetLibrary:
+    """The four classes from the shared scenes' labelled pixels (module docstring); `scenes`: name -> (prepared cube, scene)."""
+    needed = ("sandiego", "hydice")
+    missing = [n for n in needed if n not in scenes or scenes[n][1].map is None]
+    if missing:
+        raise ValueError(f"vision/data/hsi_simulation.py: the default target library needs the labelled scenes {missing} "
+                         f"(from {SHARED_SCENES})")
+    plane = scenes["sandiego"][0][scenes["sandiego"][1].map].mean(0)
+    vehicle = scenes["hydice"][0][scenes["hydice"][1].map].mean(0)
+    ramp = np.linspace(0.7, 1.3, len(plane), dtype=np.float32)
+    spectra = np.stack([plane, vehicle, plane * ramp, vehicle * ramp[::-1]]).astype(np.float32)
+    names = ("sandiego_plane", "hydice_vehicle", "sandiego_plane_tilted", "hydice_vehicle_tilted")
+    sources = (
+        "mean of the 58 labelled pixels of sandiego.mat",
+        "mean of the 17 labelled pixels of hydice.mat",
+        "sandiego_plane x linear ramp 0.7 -> 1.3 over the bands",
+        "hydice_vehicle x linear ramp 1.3 -> 0.7 over the bands",
+    )
+    return TargetLibrary(spectra, names, sources)
+
+
+def implant(background: np.ndarray, spectrum: np.ndarray, pixels: np.ndarray, abundance: np.ndarray) -> np.ndarray:
+    """Linear mixing `a * spectrum + (1 - a) * background` at `pixels (n, 2)` (row, col) with `abundance (n,)`; other pixels unchanged.
+
+    `background: (H, W, bands)`; returns a new cube.
+    """
+    out = background.copy()
+    rows, cols = pixels[:, 0], pixels[:, 1]
+    a = np.asarray(abundance, np.float32)[:, None]
+    out[rows, cols] = a * spectrum[None, :] + (1 - a) * background[rows, cols]
+    return out
+
+
+@dataclass
+class SimulatedScene:
+    """A simulated scene: `cube (H, W, bands)`, `boxes (n, 4)` x0 y0 x1 y1, `labels (n,)`, `mask (H, W)` (0 background, c+1 class c)."""
+
+    cube: np.ndarray
+    boxes: np.ndarray
+    labels: np.ndarray
+    mask: np.ndarray
+
+
+def instance_spectrum(spectrum: np.ndarray, rng: np.random.Generator, gain: tuple[float, float], variability: float) -> np.ndarray:
+    """One instance's spectrum: `spectrum * gain * (1 + variability * smooth random curve)` (module docstring)."""
+    t = np.linspace(0.0, 1.0, len(spectrum))
+    curve = sum(np.cos(2 * np.pi * rng.uniform(0.0, 1.5) * t + rng.uniform(0, 2 * np.pi)) for _ in range(3))
+    curve = curve / max(np.abs(curve).max(), 1e-12)
+    return (spectrum * rng.uniform(*gain) * (1 + variability * curve)).astype(np.float32)
+
+
+def simulate_scene(
+    background: np.ndarray, library: TargetLibrary, rng: np.random.Generator, *, num_targets: tuple[int, int] = (3, 8),
+    subpixel_fraction: float = 0.5, subpixel_abundance: tuple[float, float] = (0.1, 0.5),
+    multipixel_abundance: tuple[float, float] = (0.3, 1.0), gain: tuple[float, float] = (0.8, 1.2),
+    variability: float = 0.1,
+) -> SimulatedScene:
+    """Implant `num_targets` (inclusive range) instances into `background (H, W, bands)` (module docstring)."""
+    h, w, _ = background.shape
+    cube = background.copy()
+    occupied = np.zeros((h, w), bool)  # target pixels grown by one: keeps instances apart
+    mask = np.zeros((h, w), np.int64)
+    boxes, labels = [], []
+    wanted = int(rng.integers(num_targets[0], num_targets[1] + 1))
+    multi = [name for name in FOOTPRINTS if name != "1x1"]
+    for _ in range(wanted):
+        subpixel = rng.random() < subpixel_fraction
+        shape = FOOTPRINTS["1x1"] if subpixel else FOOTPRINTS[multi[int(rng.integers(len(multi)))]]
+        for _attempt in range(50):
+            top, left = int(rng.integers(0, h - shape.shape[0] + 1)), int(rng.integers(0, w - shape.shape[1] + 1))
+            pixels = np.argwhere(shape) + (top, left)
+            if not occupied[pixels[:, 0], pixels[:, 1]].any():
+                break
+        else:
+            continue  # the tile is full
+        label = int(rng.integers(len(library.names)))
+        spectrum = instance_spectrum(library.spectra[label], rng, gain, variability)
+        low, high = subpixel_abundance if subpixel else multipixel_abundance
+        abundance = rng.uniform(low, high, size=len(pixels))
+        cube = implant(cube, spectrum, pixels, abundance)
+        mask[pixels[:, 0], pixels[:, 1]] = label + 1
+        grown = np.zeros((h, w), bool)
+        grown[pixels[:, 0], pixels[:, 1]] = True
+        occupied |= ndimage.binary_dilation(grown, structure=np.ones((3, 3), bool))
+        boxes.append([left, top, left + shape.shape[1], top + shape.shape[0]])
+        labels.append(label)
+    return SimulatedScene(cube, np.array(boxes, np.float32).reshape(-1, 4), np.array(labels, np.int64), mask)
+
+
+def tiles(shape: tuple[int, int], size: int) -> list[tuple[int, int]]:
+    """Top-left corners of the disjoint `size x size` tiles of an `(H, W)` image, in raster order."""
+    h, w = shape
+    if h < size or w < size:
+        raise ValueError(f"vision/data/hsi_simulation.py: a {h}x{w} scene is smaller than one {size}x{size} tile")
+    return [(r, c) for r in range(0, h - size + 1, size) for c in range(0, w - size + 1, size)]
+
+
+def to_sample(scene: SimulatedScene) -> tuple[Tensor, dict[str, Tensor]]:
+    """`(cube (bands, H, W), {"boxes", "labels", "mask"})` as tensors."""
+    cube = torch.from_numpy(np.ascontiguousarray(scene.cube.transpose(2, 0, 1)))
+    return cube, {"boxes": torch.from_numpy(scene.boxes), "labels": torch.from_numpy(scene.labels),
+                  "mask": torch.from_numpy(scene.mask)}
+
+
+def collate(batch: Sequence[tuple[Tensor, dict[str, Tensor]]]) -> tuple[Tensor, list[dict[str, Tensor]]]:
+    """Stack the cubes, keep the per-image targets as a list (their box counts differ)."""
+    return torch.stack([cube for cube, _ in batch]), [target for _, target in batch]
+
+
+class RandomScenes(Dataset):
+    """Training scenes drawn afresh per item: a random background tile, flipped / transposed at random, random targets."""
+
+    def __init__(self, backgrounds: list[np.ndarray], library: TargetLibrary, samples: int, seed: int, **simulation) -> None:
+        self.backgrounds, self.library, self.samples, self.seed = backgrounds, library, samples, seed
+        self.simulation = simulation
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.samples
+
+    def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
+        background = self.backgrounds[int(self.rng.integers(len(self.backgrounds)))]
+        if self.rng.random() < 0.5:
+            background = background[:, ::-1]
+        if self.rng.random() < 0.5:
+            background = background[::-1]
+        if self.rng.random() < 0.5:
+            background = background.transpose(1, 0, 2)
+        return to_sample(simulate_scene(np.ascontiguousarray(background), self.library, self.rng, **self.simulation))
+
+
+class FixedScenes(Dataset):
+    """Validation / test scenes simulated once: `per_tile` scenes on each background tile, fixed by `seed`."""
+
+    def __init__(self, backgrounds: list[np.ndarray], library: TargetLibrary, per_tile: int, seed: int, **simulation) -> None:
+        rng = np.random.default_rng(seed)
+        self.scenes = [simulate_scene(bg, library, rng, **simulation) for bg in backgrounds for _ in range(per_tile)]
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
+        return to_sample(self.scenes[index])
+
+
+@dataclass
+class RealScene:
+    """A whole real scene for map scoring: `cube (H, W, bands)` prepared, its binary `map`, its `name`."""
+
+    name: str
+    cube: np.ndarray
+    map: np.ndarray
+
+
+def _seed_worker(worker_id: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    info.dataset.rng = np.random.default_rng([info.dataset.seed, worker_id, torch.initial_seed() % 2**32])
+
+
+class HSISimulationDataModule(L.LightningDataModule):
+    """Simulated point objects in real hyperspectral backgrounds (module docstring): train / val / test on disjoint tiles.
+
+    Args:
+        scene_path: folder of the labelled background scenes (`.mat` with `data` and `map`; default
+            ../shared/data/vision/hyperspectral); the default target library needs its `sandiego`
+            and `hydice`.
+        train_scenes: names (file stems) of the scenes whose tiles give the training and
+            validation backgrounds (default: all of `scene_path`).
+        test_path: folder of scenes of another sensor; when set, the test scenes are simulated on
+            its tiles (the shared scenes' test tiles are unused) and its labelled scenes are kept
+            whole in `real_scenes` for real-map scoring.
+        dataset_name: the dataset tag and MLflow experiment `vision/hsi_detection/<dataset_name>`
+            (default `hsi_sim`, or `hsi_sim_<test folder name>` with `test_path`).
+        bands: spectral channels after resampling (the paper: 30).
+        tile: side of the square background tiles (pixels).
+        num_targets: inclusive range of implanted instances per scene.
+        subpixel_fraction: share of single-pixel sub-pixel targets.
+        subpixel_abundance: abundance range of sub-pixel targets.
+        multipixel_abundance: abundance range of each pixel of multi-pixel targets.
+        variability: amplitude of each instance's smooth spectral variation.
+        samples_per_epoch: training scenes per epoch.
+        val_per_tile: validation scenes per validation tile.
+        test_per_tile: test scenes per test tile.
+        batch_size: training batch size (evaluation uses the same).
+        num_workers: training DataLoader workers.
+        seed: seeds the training stream and (with offsets) the validation and test scenes.
+    """
+
+    def __init__(
+        self, scene_path: str | None = None, train_scenes: list[str] | None = None, test_path: str | None = None,
+        dataset_name: str | None = None, bands: int = 30, tile: int = 32, num_targets: tuple[int, int] = (3, 8),
+        subpixel_fraction: float = 0.5, subpixel_abundance: tuple[float, float] = (0.1, 0.5),
+        multipixel_abundance: tuple[float, float] = (0.3, 1.0), variability: float = 0.1, samples_per_epoch: int = 2000,
+        val_per_tile: int = 4,        test_per_tile: int = 8, batch_size: int = 8, num_workers: int = 0, seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.scene_path = scene_path
+        self.train_scenes = list(train_scenes) if train_scenes else None
+        self.test_path = test_path
+        self.dataset_name = dataset_name or ("hsi_sim" if test_path is None else f"hsi_sim_{Path(test_path).name}")
+        self.bands, self.tile = bands, tile
+        self.simulation = {"num_targets": tuple(num_targets), "subpixel_fraction": subpixel_fraction,
+                           "subpixel_abundance": tuple(subpixel_abundance), "multipixel_abundance": tuple(multipixel_abundance),
+                           "variability": variability}
+        self.samples_per_epoch, self.val_per_tile, self.test_per_tile = samples_per_epoch, val_per_tile, test_per_tile
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.library: TargetLibrary | None = None
+        self.real_scenes: list[RealScene] = []
+        self.split_tiles: dict[str, list[str]] = {}
+        self.train_set: RandomScenes | None = None
+        self.val_set: FixedScenes | None = None
+        self.test_set: FixedScenes | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return 4  # the default target library's classes
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.library is not None:
+            return
+        folder = Path(self.scene_path) if self.scene_path else SHARED_SCENES.resolve()
+        scenes = self._read(folder)
+        self.library = default_target_library(scenes)
+        names = self.train_scenes or sorted(scenes)
+        unknown = sorted(set(names) - set(scenes))
+        if unknown:
+            raise ValueError(f"vision/data/hsi_simulation.py: train_scenes {unknown} not in {folder} (found {sorted(scenes)})")
+        split: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+        for name in names:
+            cube, scene = scenes[name]
+            background = clean_background(cube, scene.map)
+            for i, (r, c) in enumerate(tiles(background.shape[:2], self.tile)):
+                part = SPLIT_CYCLE[i % len(SPLIT_CYCLE)]
+                split[part].append(background[r:r + self.tile, c:c + self.tile])
+                self.split_tiles.setdefault(part, []).append(f"{name}@{r},{c}")
+        if self.test_path is not None:
+            split["test"], self.split_tiles["test"] = [], []
+            for name, (cube, scene) in self._read(Path(self.test_path)).items():
+                background = clean_background(cube, scene.map)
+                for r, c in tiles(background.shape[:2], self.tile):
+                    split["test"].append(background[r:r + self.tile, c:c + self.tile])
+                    self.split_tiles["test"].append(f"{name}@{r},{c}")
+                if scene.map is not None and scene.map.any():
+                    self.real_scenes.append(RealScene(name, cube, scene.map))
+        empty = [part for part, backgrounds in split.items() if not backgrounds]
+        if empty:
+            raise ValueError(f"vision/data/hsi_simulation.py: no {empty} tiles of side {self.tile} in {names}; use a smaller tile")
+        log.info("hsi tiles: %s", {k: len(v) for k, v in split.items()})
+        self.train_set = RandomScenes(split["train"], self.library, self.samples_per_epoch, self.seed, **self.simulation)
+        self.val_set = FixedScenes(split["val"], self.library, self.val_per_tile, self.seed + 1, **self.simulation)
+        self.test_set = FixedScenes(split["test"], self.library, self.test_per_tile, self.seed + 2, **self.simulation)
+
+    def _read(self, folder: Path) -> dict[str, tuple[np.ndarray, HSIScene]]:
+        out = {}
+        for path in list_scenes(folder):
+            scene = read_scene(path)
+            out[scene.name] = (prepare_scene(scene, self.bands), scene)
+        return out
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, 0)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, 0)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    def _loader(self, dataset: Dataset | None, workers: int) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("vision/data/hsi_simulation.py: call setup() before asking for a DataLoader")
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=workers, collate_fn=collate,
+                          worker_init_fn=_seed_worker if workers else None, persistent_workers=workers > 0)
