@@ -29,8 +29,13 @@ demo: $(STAMP) $(DEMOS)
 test: $(STAMP)
 	$(PY) -m pytest -q || [ $$? -eq 5 ]
 
+# The MLflow UI on the local store (http://127.0.0.1:$(UI_PORT)); the runs' artifacts are files under
+# mlflow/artifacts. A shared tracking server instead: README, "Tracking server".
+UI_PORT ?= 5000
 ui: $(STAMP)
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root ./mlflow/artifacts
+	mkdir -p mlflow
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --default-artifact-root ./mlflow/artifacts \
+	  --host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check core vision audio timeseries recsys molecules tests

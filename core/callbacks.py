@@ -1,14 +1,18 @@
-"""Callbacks shared by every task: config saved to MLflow, attention heat maps."""
+"""Callbacks shared by every task: config saved to MLflow, early stopping that smoke runs survive,
+the MLflow run recorded in checkpoints, attention heat maps."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import lightning as L
 import matplotlib.pyplot as plt
 import torch
+from lightning.pytorch import callbacks as lightning_callbacks
 from lightning.pytorch.cli import SaveConfigCallback
 from torch import nn
 
-from core.tracking import log_figure, log_text, mlflow_loggers
+from core.tracking import log_figure, log_tag, log_text, mlflow_loggers
 
 
 class SaveConfigToMLflow(SaveConfigCallback):
@@ -27,6 +31,55 @@ class SaveConfigToMLflow(SaveConfigCallback):
         if not mlflow_loggers(trainer):
             return
         log_text(trainer, self.parser.dump(self.config, skip_none=False), "config.yaml")
+
+
+class EarlyStopping(lightning_callbacks.EarlyStopping):
+    """Lightning's `EarlyStopping`, without the crash of a fit whose validation never ran.
+
+    Lightning checks the monitored metric at the end of every training epoch; a fit cut short
+    before its first validation (`--trainer.max_steps=5`, a resume that only finishes its epoch,
+    `limit_val_batches=0`) has no such metric and Lightning raises ("Early stopping conditioned on
+    metric `val/mse` which is not available"). Here the check waits for validation to have run,
+    the rule Lightning's `ModelCheckpoint` already follows; once it has, a metric that is still
+    missing (a misspelt `monitor`) raises as before. The arguments are Lightning's.
+    `AttnCLI` uses this class for every `lightning.pytorch.callbacks.EarlyStopping` of a config.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._validated = False
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validated = False
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._validated = True
+        super().on_validation_end(trainer, pl_module)
+
+    def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
+        if not self._validated and self.monitor not in trainer.callback_metrics:
+            return
+        super()._run_early_stopping_check(trainer)
+
+
+class TrackCheckpoints(L.Callback):
+    """Links checkpoints and MLflow runs both ways, so a resumed fit knows the run it continues.
+
+    Every checkpoint gets the key `mlflow_run` (`{"run_id", "experiment_id"}` of the run that
+    wrote it), and the run gets the tag `checkpoint_dir` (where its `last.ckpt` is), which
+    `attn fit --ckpt_path last` searches. `AttnCLI` adds it to every fit.
+    """
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        folder = getattr(trainer.checkpoint_callback, "dirpath", None)
+        if not folder:
+            return
+        log_tag(trainer, "checkpoint_dir", str(folder))
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        for logger in mlflow_loggers(trainer)[:1]:
+            checkpoint["mlflow_run"] = {"run_id": logger.run_id, "experiment_id": logger.experiment_id}
 
 
 class AttentionMapCallback(L.Callback):

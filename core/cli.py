@@ -1,230 +1,217 @@
-"""`attn`: the suite's Lightning CLI.
+"""`attn`: the suite's command line, and the one place its errors are turned into one line.
 
-    attn fit --config timeseries/configs/dlinear_etth1.yaml
-    attn test --config ... --ckpt_path path/to/last.ckpt
-    attn fit --config ... --print_config
+    attn --help                                   what the suite is, every domain's configs, MLflow
+    attn fit --config timeseries/configs/dlinear_etth1.yaml [--key=value ...]
+    attn fit --config ... --trainer.max_steps=5   a smoke run of any config
+    attn report [--experiment NAME] --out DIR     tables and plots of the tracked runs (`core.report`)
+    attn compare EXPERIMENT ...                   the latest results per model (`attn-compare`)
 
-Models and data are named by `class_path` (any `BaseTask` subclass and any LightningDataModule).
-Every run logs to MLflow (experiment `<domain>/<task>/<dataset>`, see `BaseTask.experiment_name`),
-saves its resolved config as an artifact, and keeps a `last.ckpt` for `--ckpt_path` resume.
+`fit|validate|test|predict` are Lightning CLI (`core.lightning_cli.AttnCLI`, imported only then:
+`attn --help` answers without loading torch). From the console, a data or config error (a bad
+file, an invalid value, a missing config, a checkpoint of another config) prints one line naming
+the file or argument and the fix, and exits non-zero; `--debug` or `ATTN_DEBUG=1` shows the
+traceback. Called with `args` from Python, `main` raises the error instead (pass `friendly=True`
+for the console behaviour). Framework tips and known deprecation warnings are silenced
+(`quiet_framework`).
 
-Sizes that only the data decides are set once, on the data, and linked into the wrapped network
-`model.init_args.model` with `link_arguments` on parse (the table `_DATA_SIZES`):
-
-    data.init_args.seq_len   --> model.init_args.model.init_args.seq_len    (timeseries)
-    data.init_args.pred_len  --> model.init_args.model.init_args.pred_len   (timeseries)
-    data.init_args.scale     --> model.init_args.model.init_args.scale      (super-resolution)
-    data.channels            --> model.init_args.model.init_args.channels   (timeseries: an attribute of
-                                 the built DataModule, the CSV's value columns read from its header)
-
-A link applies only where both sides have the name: a DataModule without the argument or attribute,
-or a network without the parameter, is left alone, so the one CLI serves every domain. So
-`--data.init_args.pred_len=192` resizes the model too, and `--print_config` and the saved config show
-each size on the data only. A size given to the network as well must equal the data's (or be the
-class default, which cannot be told from unset); otherwise parsing fails naming both keys. A
-DataModule joins a link by taking the name with the same meaning (`ETTDataModule.scale`,
-standardization, meets no network with a `scale`). Recsys models need no link:
-`CTRTask.configure_model` builds them from the data's field layout.
+`AttnCLI`, `fit_and_test` and the CLI's helpers stay importable from here (`from core.cli import AttnCLI`).
 """
 
 from __future__ import annotations
 
-import inspect
-import time
-from collections.abc import Callable
-from typing import Any, Literal
+import logging
+import os
+import re
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+from typing import Any
 
-import lightning as L
-from jsonargparse import ArgumentParser, Namespace, lazy_instance
-from jsonargparse.typing import import_object
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+ROOT = Path(__file__).resolve().parents[1]
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
-from core.callbacks import SaveConfigToMLflow
-from core.task import BaseTask
-from core.tracking import MLflowLogger
-
-
-class AttnCLI(LightningCLI):
-    """LightningCLI with MLflow logging, tags and config artifacts wired in."""
-
-    def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs: Any) -> None:
-        super().__init__(
-            BaseTask,
-            L.LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            save_config_callback=SaveConfigToMLflow,
-            trainer_defaults={"logger": lazy_instance(MLflowLogger), "default_root_dir": "checkpoints"},
-            auto_configure_optimizers=False,
-            args=args,
-            run=run,
-            **kwargs,
-        )
-
-    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.save_last": True})
-        parser.add_argument(
-            "--test_after_fit", type=bool, default=False,
-            help="after `fit`, test the best checkpoint (by checkpoint.monitor, else the last) in the same MLflow run",
-        )
-        _link_data_sizes(parser)
-
-    def before_fit(self) -> None:
-        self._configure_tracking()
-
-    def after_fit(self) -> None:
-        if not self._get(self.config, "test_after_fit"):
-            return
-        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
-
-    def before_validate(self) -> None:
-        self._configure_tracking()
-
-    def before_test(self) -> None:
-        self._configure_tracking()
-
-    def before_predict(self) -> None:
-        self._configure_tracking()
-
-    def _configure_tracking(self) -> None:
-        """Name the experiment `<domain>/<task>/<dataset>` and tag the run before the logger creates it."""
-        task: BaseTask = self.model
-        dataset = getattr(self.datamodule, "dataset_name", type(self.datamodule).__name__)
-        tags = {**task.tracking_tags(), "dataset": str(dataset), "seed": str(self._get(self.config, "seed_everything"))}
-        tags["subcommand"] = str(self.subcommand)
-        for logger in self.trainer.loggers:
-            if isinstance(logger, MLflowLogger):
-                logger.configure(task.experiment_name(str(dataset)), tags["model"], tags)
-                # Lightning's resolved config of the running subcommand, as a plain dict
-                sizes = {} if task.model_from_data else {"params": task.num_parameters()}
-                logger.log_hyperparams({**sizes, **_flat_config(self.config_dump)})
-
-
-# The sizes a network takes from its data (module docstring): the name, and whether the DataModule
-# gives it as its `__init__` argument or as an attribute of the built object (known without `setup`).
-_DATA_SIZES: tuple[tuple[str, Literal["argument", "attribute"]], ...] = (
-    ("seq_len", "argument"),
-    ("pred_len", "argument"),
-    ("scale", "argument"),
-    ("channels", "attribute"),
+# Warnings of the pinned stack that say nothing about the user's run (module docstring).
+_KNOWN_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\).*",  # lightning's pytree use under torch 2.11
+    r"LightningCLI's args parameter.*",  # `main` passes sys.argv on as args
+    r".*does not have many workers.*",  # the suite's loaders are in-process by design (2-core CI)
+    r".*Checkpoint directory .* exists and is not empty.*",
+    r"The dirpath has changed from .*",  # a resumed fit writes into its own run's folder
+    r".*The number of training batches .* is smaller than the logging interval.*",
+    r".*Total length of .* across ranks is zero.*",
+    r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*",
 )
-_NETWORK = "model.init_args.model"
+# Log lines of the frameworks that are advice or banner, not news about the run.
+_NOISE = re.compile(r"^(💡 Tip|GPU available|TPU available|HPU available|Experiment with name .* not found)")
 
 
-def _link_data_sizes(parser: LightningArgumentParser) -> None:
-    """Link each size of `_DATA_SIZES` from the data into the network, on parse.
+def __getattr__(name: str) -> Any:
+    """`AttnCLI`, `fit_and_test`, ... from `core.lightning_cli`, imported on first use."""
+    if name.startswith("__"):  # the import system probes `__path__` & co.; they must not load Lightning
+        raise AttributeError(name)
+    import core.lightning_cli
 
-    Each link's sources are the data's value (`data.init_args.<name>`, or the whole `data` spec for
-    an attribute), the network's own `<name>` and the network's class path. jsonargparse skips a
-    parse link when a source key is missing from the parsed config, so a link applies only where
-    the DataModule takes the argument and the network the parameter. (An `apply_on="instantiate"`
-    link from `data.channels` would be the textbook form of the attribute links, but Lightning 2.6
-    then fails to build any network all of whose arguments are linked, such as `Repeat`.)
-    """
-    for name, kind in _DATA_SIZES:
-        target = f"{_NETWORK}.init_args.{name}"
-        source = f"data.init_args.{name}" if kind == "argument" else "data"
-        parser.link_arguments(
-            (source, target, f"{_NETWORK}.class_path"), target, compute_fn=_size_from_data(name, kind), apply_on="parse",
-        )
+    try:
+        return getattr(core.lightning_cli, name)
+    except AttributeError:
+        raise AttributeError(f"module 'core.cli' has no attribute {name!r}") from None
 
 
-def _size_from_data(name: str, kind: Literal["argument", "attribute"]) -> Callable[[Any, Any, str], Any]:
-    """The compute_fn of the link of `name`: the data's value, unless the network contradicts it.
+def main(args: list[str] | None = None, *, friendly: bool | None = None) -> None:
+    """Console entry point of `attn` (module docstring); `friendly` defaults to True for the console."""
+    argv = list(sys.argv[1:] if args is None else args)
+    debug = "--debug" in argv or os.environ.get("ATTN_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    friendly = args is None if friendly is None else friendly
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(suite_help())
+        return
+    command = argv[0]
+    if command not in (*LIGHTNING_SUBCOMMANDS, "report", "compare") and not command.startswith("-"):
+        _fail("attn", f"unknown command {command!r}; choose one of {', '.join((*LIGHTNING_SUBCOMMANDS, 'report', 'compare'))} "
+                      "(attn --help)", code=2)
+    quiet_framework()
+    try:
+        if command == "report":
+            from core.report import main as report_main
 
-    The network's own value is read only to refuse a contradiction: one that is neither the data's
-    nor the network class's default was typed by someone (a stale duplicate in a config, an
-    override of the wrong key), and replacing it silently would hide that. A DataModule without
-    the attribute leaves the network's value as it is.
-    """
+            report_main(argv[1:])
+        elif command == "compare":
+            from core.compare import main as compare_main
 
-    def from_data(data: Any, network_value: Any, network_class_path: str) -> Any:
-        if kind == "argument":
-            data_value, key = data, f"data.init_args.{name}"
+            compare_main(argv[1:])
         else:
-            data_value, key = getattr(_build_data(data), name, network_value), f"the data's {name}"
-        if network_value != data_value and network_value != _init_default(network_class_path, name):
-            raise ValueError(
-                f"{name} is set twice and differently: {key}={data_value!r} but "
-                f"{_NETWORK}.init_args.{name}={network_value!r}; the network takes it from the data, so "
-                + (f"set data.init_args.{name} only" if kind == "argument" else f"drop {_NETWORK}.init_args.{name}")
-            )
-        return data_value
+            from core.lightning_cli import AttnCLI
 
-    from_data.__name__ = f"{name}_from_data"  # how `attn fit --help` lists the link
-    return from_data
+            AttnCLI(args=argv)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        if debug or not friendly:
+            raise
+        _fail(f"attn {command}", describe_error(err))
 
 
-def _build_data(spec: Namespace | None) -> L.LightningDataModule | None:
-    """The DataModule of a parsed `data` spec (`class_path`, `init_args`); cheap, as a DataModule's `__init__` does no I/O."""
-    if spec is None:
-        return None
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_subclass_arguments(L.LightningDataModule, "data")
-    return parser.instantiate(parser.parse_object({"data": spec.clone().as_dict()})).data
+def _fail(prog: str, message: str, code: int = 1) -> None:
+    sys.stderr.write(f"{prog}: error: {message}\n  (--debug or ATTN_DEBUG=1 shows the traceback)\n")
+    raise SystemExit(code)
 
 
-def _init_default(class_path: str, name: str) -> Any:
-    """The default of `__init__` argument `name` of the class at `class_path` (`inspect.Parameter.empty` if none)."""
-    parameter = inspect.signature(import_object(class_path)).parameters.get(name)
-    return inspect.Parameter.empty if parameter is None else parameter.default
+def describe_error(err: BaseException) -> str:
+    """An exception as at most two lines: its message, prefixed by its type unless that says nothing more.
+
+    The suite's own errors name the file, the problem and the fix (`ValueError(f"{path}: ...")`);
+    an error from deep inside a library keeps its type so that it can be searched for.
+    """
+    message = str(err).strip()
+    if "Does not validate against any of the" in message:  # jsonargparse, failing to build a class
+        message = short_parse_error(message)
+    lines = [line.strip() for line in message.splitlines() if line.strip()] or [repr(err)]
+    text = " ".join(lines[:2])
+    if len(text) > 600:
+        text = text[:597] + "..."
+    plain = isinstance(err, ValueError | FileNotFoundError | ConnectionError | NotADirectoryError | IsADirectoryError)
+    return text if plain else f"{type(err).__name__}: {text}"
 
 
-def _flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten the model, data and seed entries of a config into `a.b.c` keys for MLflow params."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if not prefix and key not in ("model", "data", "seed_everything"):
-            continue
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flat_config(value, prefix=f"{name}."))
-        elif value is not None:
-            flat[name.replace(".init_args", "")] = value
-    return flat
+def short_parse_error(message: str) -> str:
+    """The part of a jsonargparse error that names the key, the value and what was expected.
+
+    A value that fails inside a `class_path` comes back as a tree ("Parser key "model": Does not
+    validate against any of the Union subtypes ... Problem with given class_path ... Parser key
+    "kernel": Expected a typing.Literal[...]. Got value: flashy"); the message is its innermost
+    line, after the full dotted key (`model.init_args.model.init_args.kernel`). A failed link
+    (`core.lightning_cli._DATA_SIZES`) gives its own message.
+    """
+    link = re.search(r"Call to compute_fn of link .* failed: (.*)", message, flags=re.DOTALL)
+    if link:
+        return _tidy(link.group(1))
+    lines = [line for line in message.splitlines() if line.strip()]
+    if len(lines) <= 2:
+        return _tidy(re.sub(r'^(?:Parser key|Key) "([^"]+)":\s*', r"\1: ", " ".join(x.strip() for x in lines)))
+    structure = re.compile(r"\s*(- )?(Parser key|Key|Problem with given class_path|Errors:|Subtypes:|Does not validate|"
+                           r"Given value|Expected a <class 'NoneType'>)")
+    details = [(len(line) - len(line.lstrip(" -")), i) for i, line in enumerate(lines) if not structure.match(line)]
+    if not details:
+        return _tidy(" ".join(x.strip() for x in lines[:2]))
+    _, at = max(details)
+    detail = lines[at].strip(" -")
+    above = lines[at - 1].strip(" -")
+    if above.startswith("Problem with given class_path"):
+        detail = f"{above.removeprefix('Problem with given ').rstrip(':')}: {detail}"
+    keys = [m.group(1) for line in lines[:at] if (m := re.match(r'\s*(?:- )?(?:Parser key|Key) "([^"]+)"', line))]
+    return _tidy(f"{'.init_args.'.join(keys)}: {detail}" if keys else detail)
 
 
-def main(args: list[str] | None = None) -> None:
-    """Console entry point of `attn`."""
-    AttnCLI(args=args)
+def _tidy(text: str) -> str:
+    """Python type reprs in a parse error as a user writes them (`int`, `one of 'a', 'b'`)."""
+    text = re.sub(r"Expected an? ", "Expected ", text.strip())
+    text = re.sub(r"<class '([\w.]+)'>", r"\1", text)
+    return re.sub(r"typing\.Literal\[(.*?)\]", r"one of \1", text)
+
+
+def quiet_framework() -> None:
+    """Silence the frameworks' tips, banners and known deprecation warnings (`_KNOWN_WARNINGS`, `_NOISE`)."""
+    for pattern in _KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow\..*")
+    noise = logging.Filter()
+    noise.filter = lambda record: not _NOISE.match(record.getMessage())  # type: ignore[method-assign]
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
+                 "lightning.fabric.utilities.rank_zero", "lightning.pytorch.loggers.mlflow"):
+        logger = logging.getLogger(name)
+        if not any(getattr(f, "attn_noise", False) for f in logger.filters):
+            noise.attn_noise = True  # type: ignore[attr-defined]
+            logger.addFilter(noise)
+    for name in ("mlflow.store.db.utils", "alembic", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def domain_configs(root: Path = ROOT) -> dict[str, list[str]]:
+    """Every `<domain>/configs/*.yaml` of the repository, by domain (new domains appear by themselves)."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.glob("*/configs/*.yaml")):
+        found.setdefault(path.parent.parent.name, []).append(path.stem)
+    return found
+
+
+def suite_help() -> str:
+    """`attn --help`: what the suite is, its commands, every domain's configs and where runs are tracked."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or "./mlflow/mlflow.db (local SQLite store)"
+    configs = domain_configs()
+    width = max((len(d) for d in configs), default=8) + 2
+    listing = []
+    for domain, names in configs.items():
+        text = textwrap.fill(", ".join(names), width=100 - width - 2, subsequent_indent=" " * (width + 2))
+        listing.append(f"  {domain:<{width}}{text}")
+    return "\n".join([
+        "attn: attention models for vision, audio, time series, recommender systems and molecules, each",
+        "trained against its baselines with Lightning CLI; every run is tracked in MLflow.",
+        "",
+        "usage: attn {fit,validate,test,predict} --config CONFIG [--section.key=value ...] [--debug]",
+        "       attn report [--experiment NAME] [--out DIR]      attn compare EXPERIMENT [--filter k=v]",
+        "",
+        "commands:",
+        "  fit        train a config (--test_after_fit=true tests its best checkpoint in the same run)",
+        "  validate   evaluate on the validation split       test   evaluate a checkpoint: --ckpt_path PATH",
+        "  predict    run a trained model on your own files: --ckpt_path CKPT (see the domain's README)",
+        "  report     Markdown/HTML tables and bar plots of the tracked runs (attn report --help)",
+        "  compare    the latest test metrics of every model of an experiment (attn-compare --help)",
+        "",
+        "configs (attn fit --config <domain>/configs/<name>.yaml):",
+        *(listing or ["  (none found next to this installation)"]),
+        "",
+        "  smoke run:    attn fit --config C --trainer.max_steps=5",
+        "  resume:       attn fit --config C --ckpt_path last     (or a path to a .ckpt)",
+        "  all options:  attn fit --help      resolved config: attn fit --config C --print_config",
+        "  errors print one line; --debug (or ATTN_DEBUG=1) shows the traceback",
+        "",
+        f"tracking: MLflow at {uri}; set MLFLOW_TRACKING_URI for a shared server",
+        "  make ui      the MLflow UI on the local store (http://127.0.0.1:5000)",
+    ])
 
 
 if __name__ == "__main__":
     main()
-
-
-def fit_and_test(
-    args: list[str], *, test: Literal["best", "last"] = "best", on_built: Callable[[BaseTask], None] | None = None,
-) -> tuple[BaseTask, L.Trainer, dict[str, float], float]:
-    """Fit `args` exactly as `attn fit` would, then test; the one code path of every training benchmark.
-
-    Args:
-        args: `attn fit` arguments (`--config ...` and overrides).
-        test: `best` tests the best checkpoint by `checkpoint.monitor` (the last one if none was
-            saved); `last` tests the weights as training left them (runs without validation).
-        on_built: called with the task once the CLI has built it, before training (to measure the
-            untrained model's cost).
-
-    A task without trainable parameters (classical baselines) is not fitted: it is tested as built.
-    Returns the task, its trainer, the test metrics and the seconds spent fitting.
-    """
-    if test not in ("best", "last"):
-        raise ValueError(f"fit_and_test: test must be 'best' or 'last', got {test!r}")
-    cli = AttnCLI(args=args, run=False)
-    task, trainer = cli.model, cli.trainer
-    if on_built is not None:
-        on_built(task)
-    cli.before_fit()  # MLflow experiment, run tags, config params
-    start = time.perf_counter()
-    fitted = task.model_from_data or task.num_parameters() > 0
-    if fitted:
-        trainer.fit(task, datamodule=cli.datamodule)
-    seconds = time.perf_counter() - start
-    ckpt = None  # the weights in memory: as built, or as training left them
-    if fitted and test == "best" and trainer.checkpoint_callback is not None:
-        ckpt = trainer.checkpoint_callback.best_model_path or None
-    (result,) = trainer.test(task, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)
-    return task, trainer, {name: float(value) for name, value in result.items()}, seconds

@@ -103,6 +103,30 @@ class BaseTask(L.LightningModule):
         """
         return f"{cls.domain}/{cls.task_name}/{dataset}"
 
+    # The settings that tell runs of one task and dataset apart (besides model, config and kernel),
+    # as (name shown, attribute read from the DataModule, then from the network); see `run_settings`.
+    distinguishing_settings: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("horizon", "pred_len"), ("scale", "scale"), ("split", "split"),
+    )
+
+    def run_settings(self, data: L.LightningDataModule | None = None) -> dict[str, str]:
+        """The settings of `distinguishing_settings` this run has, e.g. `{"horizon": "96"}`.
+
+        They go into the run's name and tags and are the columns `attn-compare` and `attn report`
+        group by, so a horizon-192 run never hides a horizon-96 one. A value is read from the data
+        first, then the network; booleans are skipped (`ETTDataModule.scale` is standardization,
+        not an upscaling factor). A task whose distinguishing settings live elsewhere overrides
+        `distinguishing_settings` or this method.
+        """
+        settings: dict[str, str] = {}
+        for name, attribute in self.distinguishing_settings:
+            for source in (data, self.model):
+                value = getattr(source, attribute, None) if source is not None else None
+                if isinstance(value, int | str) and not isinstance(value, bool) and value != "":
+                    settings[name] = str(value)
+                    break
+        return settings
+
     def tracking_tags(self) -> dict[str, str]:
         """MLflow tags describing this run: domain, model, role and attention kernel."""
         role = self.role if self.role != "auto" else getattr(self.model, "role", "model")

@@ -1,4 +1,5 @@
-"""The `attn` CLI end to end: MLflow run contents, config artifact, resume, attention maps, DDP."""
+"""The `attn` CLI end to end: MLflow run contents and names, config artifact, resume, early stopping in
+smoke runs, one-line errors, `attn --help`, attention maps, DDP."""
 
 from __future__ import annotations
 
@@ -33,7 +34,11 @@ def test_fit_logs_metrics_params_tags_and_config(store, tmp_path):
     assert run.data.tags["role"] == "model"
     assert run.data.tags["kernel"] == "math"
     assert run.data.tags["seed"] == "0"
-    assert run.data.tags["mlflow.runName"] == "TinyTransformer"
+    # toy.yaml trains 6 steps: a smoke run by `core.tracking.SMOKE_MAX_STEPS`
+    assert run.data.tags["mlflow.runName"] == "TinyTransformer toy kernel=math smoke"
+    assert (run.data.tags["config"], run.data.tags["smoke"], run.data.tags["smoke_reason"]) == ("toy", "true", "max_steps=6")
+    assert run.data.tags["run_key"] == "TinyTransformer toy kernel=math seed=0"
+    assert run.data.params["trainer.max_steps"] == "6" and run.data.params["trainer.max_epochs"] == "3"
     assert "train/loss_step" in run.data.metrics
     assert "val/loss" in run.data.metrics and "val/accuracy" in run.data.metrics
     assert int(run.data.params["params"]) > 0
@@ -66,12 +71,49 @@ def test_resume_from_last_checkpoint_continues_step_count(store, tmp_path):
     assert state["global_step"] == 4
     main(["fit", "--config", TOY, "--trainer.max_steps=8", "--trainer.max_epochs=10", f"--ckpt_path={last}"])
     runs = only_run(store)
-    resumed = runs[-1]
+    first, resumed = runs
+    assert state["mlflow_run"]["run_id"] == first.info.run_id  # every checkpoint names the run that wrote it
     steps = sorted(m.step for m in store.get_metric_history(resumed.info.run_id, "train/loss_step"))
-    first_steps = sorted(m.step for m in store.get_metric_history(runs[0].info.run_id, "train/loss_step"))
+    first_steps = sorted(m.step for m in store.get_metric_history(first.info.run_id, "train/loss_step"))
     assert len(steps) == 4 and steps[0] > max(first_steps)  # 4 more steps, numbered after the first run's
+    assert resumed.data.tags["resumed_from"] == first.info.run_id and resumed.data.tags["resumed_from_step"] == "4"
+    assert resumed.data.tags["mlflow.runName"] == "TinyTransformer toy kernel=math resumed smoke"
     (resumed_last,) = [p for p in tmp_path.glob("checkpoints/*/*/checkpoints/last.ckpt") if p != last]
     assert torch.load(resumed_last, weights_only=True)["global_step"] == 8
+
+
+def test_ckpt_path_last_finds_the_same_configs_checkpoint(store, tmp_path, capsys):
+    main(["fit", "--config", TOY, "--trainer.max_steps=3"])
+    main(["fit", "--config", TOY, "--model.model=tests.core.toy.BagOfTokens", "--trainer.max_steps=2"])  # another model
+    main(["fit", "--config", TOY, "--trainer.max_steps=5", "--ckpt_path=last"])
+    first, other, resumed = only_run(store)
+    assert resumed.data.tags["resumed_from"] == first.info.run_id and resumed.data.tags["resumed_from_step"] == "3"
+    assert len(store.get_metric_history(resumed.info.run_id, "train/loss_step")) == 2
+    # no earlier fit of this run key (another seed): a fresh start, said in one line
+    main(["fit", "--config", TOY, "--seed_everything=7", "--trainer.max_steps=1", "--ckpt_path=last"])
+    assert "no last.ckpt of an earlier `TinyTransformer toy kernel=math seed=7` fit" in capsys.readouterr().err
+    assert "resumed_from" not in only_run(store)[-1].data.tags
+
+
+def test_early_stopping_waits_for_a_validation(store, tmp_path):
+    stop = ["--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping", "--trainer.callbacks.monitor=val/loss"]
+    # 2 of the 4 steps of an epoch: no validation ran (Lightning's own EarlyStopping raises here)
+    main(["fit", "--config", TOY, "--trainer.max_steps=2", *stop])
+    assert only_run(store)[0].info.status == "FINISHED"
+    with pytest.raises(RuntimeError, match="Early stopping conditioned on metric `val/los`"):  # a typo still fails
+        main(["fit", "--config", TOY, "--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping",
+              "--trainer.callbacks.monitor=val/los"])
+
+
+def test_run_names_tell_test_runs_apart(store, tmp_path):
+    main(["fit", "--config", TOY, "--trainer.max_steps=30", "--trainer.max_epochs=10"])
+    (last,) = tmp_path.glob("checkpoints/*/*/checkpoints/last.ckpt")
+    main(["test", "--config", TOY, f"--ckpt_path={last}", "--trainer.limit_test_batches=2"])
+    fit, test = only_run(store)
+    assert fit.data.tags["mlflow.runName"] == "TinyTransformer toy kernel=math" and fit.data.tags["smoke"] == "false"
+    assert test.data.tags["mlflow.runName"] == "TinyTransformer toy kernel=math test smoke"
+    assert test.data.tags["smoke_reason"] == "limit_test_batches=2" and test.data.tags["checkpoint_run"] == fit.info.run_id
+    assert test.data.params["trainer.limit_test_batches"] == "2"
 
 
 def test_attention_map_callback_logs_png(store, tmp_path):

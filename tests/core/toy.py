@@ -92,3 +92,16 @@ class ToyTask(BaseTask):
 
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
+
+
+class Sleep(L.Callback):
+    """Sleeps after every training batch, so that a test can act on a run while it trains (kill it,
+    stop its tracking server)."""
+
+    def __init__(self, seconds: float = 0.2) -> None:
+        self.seconds = seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        import time
+
+        time.sleep(self.seconds)
