@@ -6,27 +6,49 @@ Self-Attention Transformer", arXiv 2110.05841 (2021); J. Cheminformatics 16, 3 (
 Every atom pair (i, j) carries a relative feature vector a_ij: the neighbourhood order one-hot,
 the bond features, and the 3D distance expanded in envelope-damped Bessel radial basis functions
 (`BesselRBF`, from DimeNet). Two small MLPs map a_ij to per-head key and value terms
-b^K_ij, b^V_ij. With q_i = x_i W^Q, k_j = x_j W^K, v_j = x_j W^V in one head of width d:
+b^K_ij, b^V_ij (hidden layer shared by the heads, output layer per head). With q_i = x_i W^Q,
+k_j = x_j W^K, v_j = x_j W^V in one head of width d, the paper's relative self-attention is
 
     e_ij = (q_i k_j + q_i b^K_ij + k_j b^K_ij) / sqrt(d) + u k_j + w b^K_ij
     z_i  = sum_j softmax_j(e_ij) (v_j + b^V_ij)
 
-with learned per-head vectors u, w. The logits are `core.attention.attention_probs(q, k,
+with learned per-head vectors u, w (the paper's u, v): content-dependent relative terms q_i b^K_ij
+and k_j b^K_ij (the key-side term of Huang et al. 2020, method 4), a global content bias u k_j and
+a global relative bias w b^K_ij, Transformer-XL's terms (Dai et al. 2019) with b^K_ij in place of
+its sinusoidal relative positions. The logits are `core.attention.attention_probs(q, k,
 bias=...)` with every relative term in `bias`; the relative value term needs the weights
 themselves, so `z` is formed from those weights with einsums here (the functional
 `attention()` returns only the weighted sum of v). With `relative=False` the layer is plain
 multi-head attention over the same atoms through `core.attention.attention()` (the ablation).
 
-The encoder stacks pre-LayerNorm residual blocks (attention, then a LeakyReLU feed-forward) as
-MAT does; the readout is GROVER's self-attentive pooling (Li et al. 2020) used by R-MAT, a set of
-learned queries attending over the atoms (through `core.attention.attention()`), flattened and
-fed to the prediction MLP.
+The encoder embeds each atom linearly (no activation, as in MAT and the official code), then
+stacks pre-LayerNorm residual blocks (attention, then a LeakyReLU feed-forward) as MAT does; the
+readout is GROVER's self-attentive pooling (Li et al. 2020) used by R-MAT, a set of learned
+queries attending over the atoms (through `core.attention.attention()`), flattened and fed to
+the prediction MLP.
+
+Differences from the official code (gmum/huggingmolecules, `models/models_rmat.py`):
+
+- Its `RMatAttention` computes `(query + key)` per row i before the product with b^K_ij, i.e.
+  `(q_i + k_i) b^K_ij / sqrt(d)`, and `u k_i`, where the paper has k_j. `u k_i` is constant along
+  each softmax row, so the official u has no effect on the attention weights. Here the paper's
+  form is the default; `relative_form="official"` gives the official logits
+  `(q_i k_j + (q_i + k_i) b^K_ij) / sqrt(d) + u k_i + w b^K_ij` (same parameters).
+- Its Bessel basis omits DimeNet's sqrt(2/c) and divides by d/c instead of d: its features are
+  ours times c^1.5 / sqrt(2) (about 63 at c = 20 angstrom). We keep DimeNet's normalized form
+  (see `BesselRBF` for why).
+- Initialization: it applies Xavier-uniform to every parameter with more than one dimension
+  (u and w included, so they start non-zero); here layers keep PyTorch's defaults and u, w start
+  at zero. Its q, k, v are three `Linear` layers; here one fused `Linear` (the same function).
+- With `head_hidden > 0` its prediction MLP has a LayerNorm after each hidden activation; ours
+  does not (the configs use `head_hidden=0`, a single linear layer, its default too).
+- Its atom and pair features (featurization) differ in detail from `molecules.data.featurize`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -41,9 +63,10 @@ class BesselRBF(nn.Module):
     `e_n(d) = sqrt(2 / c) * sin(n pi d / c) / d * u(d / c)` for n = 1..num_radial: DimeNet's
     normalized basis (its Eq. 7) times its polynomial envelope u of exponent p, zero beyond the
     cutoff c (so the dummy node's huge distance maps to zeros). The normalization matters: without
-    it (the common `sin(n pi x) / x` form in units of c) the self pair d = 0 gives values up to
-    n pi ~ 100 and bonded pairs ~ 13, which saturate the relative attention logits at
-    initialization; on ESOL that form gave test RMSE 0.689 against 0.624 (3 seeds each).
+    it (the common `sin(n pi x) / x` form in units of c, which the official R-MAT code uses) the
+    self pair d = 0 gives values up to n pi ~ 100 and bonded pairs ~ 13, which saturate the
+    relative attention logits at initialization; on ESOL that form gave test RMSE 0.689 against
+    0.624 (3 seeds each).
 
     Args:
         num_radial: number of basis functions (R-MAT: 32).
@@ -82,16 +105,21 @@ class RelativeMoleculeAttention(nn.Module):
         relative: False gives plain multi-head attention (pair features ignored).
         dropout: dropout on the attention weights and inside the relative MLPs.
         kernel: attention kernel for the plain (`relative=False`) path.
+        relative_form: `"paper"`: the paper's logits, `k_j b^K_ij` and `u k_j`; `"official"`: the
+            official code's `k_i b^K_ij` and `u k_i` (the module docstring has both).
     """
 
     def __init__(
         self, dim: int, heads: int, relative_dim: int, *, relative: bool = True, dropout: float = 0.0,
-        kernel: Kernel = "auto",
+        kernel: Kernel = "auto", relative_form: Literal["paper", "official"] = "paper",
     ) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"rmat.py: dim {dim} is not divisible by heads {heads}")
+        if relative_form not in ("paper", "official"):
+            raise ValueError(f"rmat.py: relative_form must be 'paper' or 'official', got {relative_form!r}")
         self.heads, self.head_dim, self.relative, self.dropout, self.kernel = heads, dim // heads, relative, dropout, kernel
+        self.relative_form = relative_form
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         if relative:
@@ -111,11 +139,16 @@ class RelativeMoleculeAttention(nn.Module):
         """All relative logit terms `(b, h, n, n)` from the key MLP's hidden `g: (b, n, n, r)`."""
         scale = self.head_dim ** -0.5
         w2, c = self._per_head(self.key_out)
-        q_r = torch.einsum("bhid,hdr->bhir", q * scale, w2) + torch.einsum("hd,hdr->hr", self.w, w2)[None, :, None]
+        official = self.relative_form == "official"
+        rows = (q + k if official else q) * scale  # every vector that meets b^K_ij from row i's side
+        q_r = torch.einsum("bhid,hdr->bhir", rows, w2) + torch.einsum("hd,hdr->hr", self.w, w2)[None, :, None]
+        pair = torch.einsum("bhir,bijr->bhij", q_r, g)
+        # terms of the constant c (and the official u k_i) are constant along a row: kept for exact logits
+        row = (rows * c[None, :, None]).sum(-1, keepdim=True) + (self.w * c).sum(-1)[None, :, None, None]
+        if official:
+            return pair + row + torch.einsum("bhid,hd->bhi", k, self.u).unsqueeze(-1)
         k_r = torch.einsum("bhjd,hdr->bhjr", k * scale, w2)
-        pair = torch.einsum("bhir,bijr->bhij", q_r, g) + torch.einsum("bhjr,bijr->bhij", k_r, g)
-        # terms of the constant c: q_i.c and w.c are constant along a row (kept for exact logits)
-        row = (q * scale * c[None, :, None]).sum(-1, keepdim=True) + (self.w * c).sum(-1)[None, :, None, None]
+        pair = pair + torch.einsum("bhjr,bijr->bhij", k_r, g)
         col = ((k * scale * c[None, :, None]).sum(-1) + torch.einsum("bhjd,hd->bhj", k, self.u)).unsqueeze(2)
         return pair + row + col
 
@@ -148,10 +181,11 @@ class RMATLayer(nn.Module):
     """Pre-LayerNorm residual block: relative attention, then a LeakyReLU feed-forward."""
 
     def __init__(self, dim: int, heads: int, ffn_dim: int, relative_dim: int, *, relative: bool, dropout: float,
-                 kernel: Kernel) -> None:
+                 kernel: Kernel, relative_form: Literal["paper", "official"] = "paper") -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = RelativeMoleculeAttention(dim, heads, relative_dim, relative=relative, dropout=dropout, kernel=kernel)
+        self.attn = RelativeMoleculeAttention(dim, heads, relative_dim, relative=relative, dropout=dropout, kernel=kernel,
+                                              relative_form=relative_form)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.LeakyReLU(0.1), nn.Dropout(dropout), nn.Linear(ffn_dim, dim))
         self.drop = nn.Dropout(dropout)
 
@@ -210,6 +244,8 @@ class RMAT(nn.Module):
         pool_heads: pooled vectors (GROVER: 4).
         head_hidden: hidden width of the prediction MLP (0 = one linear layer).
         kernel: attention kernel of the plain attention path and the pooling.
+        relative_form: `"paper"` (default) or `"official"`: which key and u terms the relative
+            logits use (see the module docstring).
     """
 
     role: ClassVar[str] = "model"
@@ -232,14 +268,16 @@ class RMAT(nn.Module):
         pool_heads: int = 4,
         head_hidden: int = 0,
         kernel: Kernel = "auto",
+        relative_form: Literal["paper", "official"] = "paper",
     ) -> None:
         super().__init__()
         self.relative, self.kernel = relative, "math" if relative else kernel
-        self.embed = nn.Sequential(nn.Linear(atom_dim, dim), nn.LeakyReLU(0.1), nn.Dropout(dropout))
+        self.embed = nn.Sequential(nn.Linear(atom_dim, dim), nn.Dropout(dropout))
         self.rbf = BesselRBF(num_radial, cutoff, envelope_exponent)
         relative_dim = pair_dim + num_radial
         self.layers = nn.ModuleList(
-            RMATLayer(dim, heads, ffn_dim, relative_dim, relative=relative, dropout=dropout, kernel=kernel)
+            RMATLayer(dim, heads, ffn_dim, relative_dim, relative=relative, dropout=dropout, kernel=kernel,
+                      relative_form=relative_form)
             for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from molecules.data import collate_molecules, featurize
+from molecules.data import ATOM_DIM, collate_molecules, featurize
 from molecules.models.descriptor_rf import DescriptorRF, rdkit_descriptors
 from molecules.models.fingerprint_rf import FingerprintRF, ecfp
 from molecules.models.mat import MAT
 from molecules.models.rmat import RMAT, BesselRBF, RelativeMoleculeAttention
 
 from .conftest import TINY_LOGS, TINY_SMILES
-from .rmat_reference import naive_forward
+from .rmat_reference import naive_forward, naive_weights
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,10 @@ def inputs(batch):
     return batch["atoms"], batch["pairs"], batch["distances"], batch["adjacency"], batch["mask"]
 
 
-def test_relative_attention_equals_direct_formula():
+@pytest.mark.parametrize("form", ["paper", "official"])
+def test_relative_attention_equals_direct_formula(form):
     torch.manual_seed(0)
-    layer = RelativeMoleculeAttention(32, 4, 20)
+    layer = RelativeMoleculeAttention(32, 4, 20, relative_form=form)
     for p in layer.parameters():
         torch.nn.init.normal_(p, std=0.3)
     x, rel = torch.randn(2, 6, 32), torch.rand(2, 6, 6, 20)
@@ -39,8 +40,54 @@ def test_relative_attention_equals_direct_formula():
     mask[1, 4:] = False
     torch.testing.assert_close(layer(x, rel, mask)[mask], naive_forward(layer, x, rel, mask)[mask], atol=1e-5, rtol=1e-4)
     weights = layer.attention_weights(x, rel, mask)
+    torch.testing.assert_close(weights, naive_weights(layer, x, rel, mask), atol=1e-6, rtol=1e-4)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 6))
     assert (weights[1, :, :, 4:] == 0).all()
+
+
+def hand_layer(form: str, u: list[float]) -> RelativeMoleculeAttention:
+    """One head of width 2 whose logits reduce to k . b^K_ij / sqrt(2) + u . k: q = 0, k = x, w = 0 and
+    b^K_ij = a_ij (identity relative MLP, exact for a_ij >= 0 where LeakyReLU is the identity)."""
+    layer = RelativeMoleculeAttention(2, 1, 2, relative_form=form)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.zero_()
+        layer.qkv.weight[2:4] = torch.eye(2)  # rows of k
+        layer.key_hidden[0].weight.copy_(torch.eye(2))
+        layer.key_out.weight.copy_(torch.eye(2))
+        layer.u.copy_(torch.tensor([u]))
+    return layer.eval()
+
+
+@pytest.mark.parametrize("form", ["paper", "official"])
+def test_relative_key_and_u_terms_hand_computed(form):
+    # paper: e_ij = k_j . a_ij / sqrt(2) + u . k_j; official: e_ij = k_i . a_ij / sqrt(2) + u . k_i
+    x = np.array([[1.0, 0.0], [0.0, 2.0], [-1.0, 1.0]])
+    a = np.array([[[0.5, 0.0], [1.0, 2.0], [0.0, 1.5]],
+                  [[2.0, 1.0], [0.0, 0.0], [1.0, 0.5]],
+                  [[0.0, 3.0], [1.0, 1.0], [2.0, 0.0]]])
+    u = [1.0, -2.0]
+    expected = np.zeros((3, 3))
+    for i in range(3):
+        keys = [x[j] if form == "paper" else x[i] for j in range(3)]
+        logits = np.array([keys[j] @ a[i, j] / np.sqrt(2) + np.dot(u, keys[j]) for j in range(3)])
+        expected[i] = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    xt, at = torch.tensor(x, dtype=torch.float32)[None], torch.tensor(a, dtype=torch.float32)[None]
+    weights = hand_layer(form, u).attention_weights(xt, at, mask)[0, 0].detach().numpy()
+    np.testing.assert_allclose(weights, expected, atol=1e-6)
+    # the official u k_i is constant along a softmax row: its u leaves the weights unchanged, the paper's does not
+    without_u = hand_layer(form, [0.0, 0.0]).attention_weights(xt, at, mask)[0, 0].detach().numpy()
+    assert (np.abs(weights - without_u).max() < 1e-6) == (form == "official")
+
+
+def test_rmat_atom_embedding_is_linear():
+    # no activation after the atom embedding (MAT and the official R-MAT code): embed(-x) - embed(0) = -(embed(x) - embed(0))
+    torch.manual_seed(0)
+    embed = RMAT(dim=32, depth=1, heads=4, ffn_dim=64).eval().embed
+    x = torch.randn(5, ATOM_DIM)
+    zero = embed(torch.zeros(1, ATOM_DIM))
+    torch.testing.assert_close(embed(-x) - zero, -(embed(x) - zero), atol=1e-5, rtol=1e-5)
 
 
 def test_bessel_rbf_reference_and_cutoff():
