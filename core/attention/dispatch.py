@@ -1,18 +1,20 @@
 """`kernel="auto"`: which exact kernel runs a call, decided in this one place.
 
 The rule (CPU; measured by `attn-bench attention --dispatch` on the shapes the suite's models use,
-`SUITE_SHAPES`, side by side with every exact candidate):
+`SUITE_SHAPES`, side by side with every exact candidate; the table is in core/README.md):
 
 1. CUDA: `sdpa` (torch's flash / memory-efficient kernels).
 2. A mask or bias over more than `CHUNK_SCORE_BYTES` of scores: `chunked`, whose memory grows
    with seq x block instead of seq^2 (torch's CPU kernel materializes such scores).
-3. Gradients needed and a mask or bias given: `math`. torch's CPU sdpa has no fused kernel for
-   an explicit mask/bias with gradients and falls back to its own math backend, which costs more
-   than ours (HAT's window attention with its trained relative-position bias, R-MAT, MAT).
-4. Gradients needed and heads narrower than `FLASH_MIN_TRAIN_HEAD_DIM`: `math`. The fused CPU
-   flash kernel's backward loses to plain matmuls at tiny head sizes (PatchTST: head size 4,
-   42 tokens).
-5. Otherwise `sdpa`: the fused flash kernel wins forward passes and training of ordinary heads.
+3. Gradients needed through a bias: `math`. torch's CPU sdpa has no fused kernel for a bias that
+   needs gradients and falls back to its own math backend, which costs more than ours (HAT's
+   window attention with its trained relative-position table: 4.7 against 6.3 ms; R-MAT ties).
+   A mask alone (MAT's key padding) needs no gradient and trains faster fused (0.81 against 1.45 ms).
+4. No gradients, short keys (`k_len <= SHORT_KEYS`) and many rows (`batch x heads >= MANY_ROWS`):
+   `math`. For tiny attention maps the fused kernel's per-(batch, head) blocking costs more than
+   two batched matmuls (PatchTST inference: 7.2 against 10.1 ms; Hiformer: 0.37 against 0.48 ms).
+5. Otherwise `sdpa`: the fused flash kernel wins forward passes and training of ordinary heads,
+   tiny heads included (PatchTST's head size 4 trains in 25 against 40 ms).
 
 `linear` is an approximation and `triton` a GPU kernel chosen explicitly; `auto` never picks them.
 """
@@ -25,7 +27,8 @@ import torch
 from torch import Tensor
 
 CHUNK_SCORE_BYTES = 512 * 2**20
-FLASH_MIN_TRAIN_HEAD_DIM = 8
+SHORT_KEYS = 64
+MANY_ROWS = 512
 
 
 def auto_kernel(
@@ -34,14 +37,16 @@ def auto_kernel(
     """The kernel `auto` runs for this call (see the module docstring for the rule)."""
     if q.is_cuda:
         return "sdpa"
-    has_mask = mask is not None or bias is not None
-    score_bytes = q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] * q.element_size()
-    if has_mask and score_bytes > CHUNK_SCORE_BYTES:
+    if (mask is not None or bias is not None) and q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] * q.element_size() \
+            > CHUNK_SCORE_BYTES:
         return "chunked"
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (q, k, v, mask, bias)
-    )
-    if needs_grad and (has_mask or q.shape[-1] < FLASH_MIN_TRAIN_HEAD_DIM):
+    if not torch.is_grad_enabled():
+        needs_grad = False
+    else:
+        needs_grad = q.requires_grad or k.requires_grad or v.requires_grad or (bias is not None and bias.requires_grad)
+    if needs_grad:
+        return "math" if bias is not None and bias.requires_grad else "sdpa"
+    if k.shape[2] <= SHORT_KEYS and q.shape[0] * q.shape[1] >= MANY_ROWS:
         return "math"
     return "sdpa"
 
@@ -107,4 +112,4 @@ SUITE_SHAPES: tuple[AttentionShape, ...] = (
 )
 
 
-__all__ = ["CHUNK_SCORE_BYTES", "FLASH_MIN_TRAIN_HEAD_DIM", "SUITE_SHAPES", "AttentionShape", "auto_kernel"]
+__all__ = ["CHUNK_SCORE_BYTES", "MANY_ROWS", "SHORT_KEYS", "SUITE_SHAPES", "AttentionShape", "auto_kernel"]

@@ -51,12 +51,19 @@ def safe_softmax(scores: Tensor, maybe_empty: bool = True) -> Tensor:
 
     torch's fused softmax does the work (one pass; the hand-written max/exp/sum/div version cost
     1.4x-1.7x a plain softmax). Only when a row may be fully masked (`maybe_empty`) is one row-max
-    pass added: such rows are filled with 0 before the softmax, so neither the value nor the
-    gradient becomes NaN, and zeroed after it.
+    pass added to find such rows (`attention_probs` finds them from a bool mask instead, which is
+    far smaller than the scores).
     """
     if not maybe_empty:
         return torch.softmax(scores, dim=-1)
-    empty = scores.amax(dim=-1, keepdim=True) == float("-inf")
+    return softmax_without_rows(scores, scores.amax(dim=-1, keepdim=True) == float("-inf"))
+
+
+def softmax_without_rows(scores: Tensor, empty: Tensor) -> Tensor:
+    """Softmax over the last axis, with the rows where `empty` (broadcastable, `(..., 1)`) is True set to 0.
+
+    The empty rows are filled with 0 before the softmax, so neither the value nor the gradient is NaN.
+    """
     if not bool(empty.any()):
         return torch.softmax(scores, dim=-1)
     return torch.softmax(scores.masked_fill(empty, 0.0), dim=-1).masked_fill(empty, 0.0)
@@ -66,15 +73,23 @@ def attention_probs(
     q: Tensor, k: Tensor, *, mask: Tensor | None = None, bias: Tensor | None = None,
     causal: bool = False, scale: float | None = None,
 ) -> Tensor:
-    """Attention weights `(batch, heads, q_len, k_len)`; rows with no attendable key are zero."""
+    """Attention weights `(batch, heads, q_len, k_len)`; rows with no attendable key are zero.
+
+    `bias` is finite (relative-position terms); -inf masking goes through `mask`. A row can only be
+    empty through the mask or a causal pattern: a bool mask alone tells which rows are empty
+    (`mask.any(-1)`, on the mask's own small shape); a float mask or a causal pattern combined
+    with a mask is checked on the scores.
+    """
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     scores = attention_scores(q, k, mask=mask, bias=bias, causal=causal, scale=scale)
-    maybe_empty = mask is not None or (causal and q.shape[-2] > k.shape[-2]) or (
-        bias is not None and bool(torch.isneginf(bias).any())
-    )
-    if scores.dtype in (torch.float16, torch.bfloat16):
-        return safe_softmax(scores.float(), maybe_empty).to(q.dtype)
-    return safe_softmax(scores, maybe_empty)
+    half = scores.dtype in (torch.float16, torch.bfloat16)
+    if half:
+        scores = scores.float()
+    if mask is not None and mask.dtype == torch.bool and not causal:
+        probs = softmax_without_rows(scores, ~mask.any(dim=-1, keepdim=True))
+    else:
+        probs = safe_softmax(scores, maybe_empty=mask is not None or (causal and q.shape[-2] > k.shape[-2]))
+    return probs.to(q.dtype) if half else probs
 
 
 def math_attention(

@@ -21,21 +21,30 @@ def test_inference_takes_the_fused_kernel_even_with_a_bias():
         assert auto_kernel(q, q, q, torch.ones(16, 16, dtype=torch.bool), rand(1, 4, 16, 16)) == "sdpa"
 
 
-def test_training_with_a_trained_bias_or_a_mask_takes_math():
+def test_training_through_a_trained_bias_takes_math_and_a_mask_alone_stays_fused():
     q = rand(2, 4, 16, 32, grad=True)
     bias = rand(1, 4, 16, 16, grad=True)
     assert auto_kernel(q, q, q, None, bias) == "math"
-    assert auto_kernel(q, q, q, torch.ones(1, 1, 1, 16, dtype=torch.bool), None) == "math"
-    assert auto_kernel(q, q, q, None, None) == "sdpa"  # plain heads train on the flash kernel
+    assert auto_kernel(q, q, q, torch.ones(1, 1, 1, 16, dtype=torch.bool), None) == "sdpa"
+    assert auto_kernel(q, q, q, None, bias.detach()) == "sdpa"  # a fixed bias needs no gradient
+    assert auto_kernel(q, q, q, None, None) == "sdpa"
 
 
-def test_training_tiny_heads_takes_math():
+def test_tiny_heads_train_fused():
     q4 = rand(8, 4, 42, 4, grad=True)
-    assert auto_kernel(q4, q4, q4, None, None) == "math"
-    q8 = rand(8, 4, 42, dispatch.FLASH_MIN_TRAIN_HEAD_DIM, grad=True)
-    assert auto_kernel(q8, q8, q8, None, None) == "sdpa"
+    assert auto_kernel(q4, q4, q4, None, None) == "sdpa"
+
+
+def test_inference_of_many_small_maps_takes_math():
+    rows = dispatch.MANY_ROWS // 4
+    small = rand(rows, 4, dispatch.SHORT_KEYS, 4)
     with torch.no_grad():
-        assert auto_kernel(q4, q4, q4, None, None) == "sdpa"
+        assert auto_kernel(small, small, small, None, None) == "math"
+        longer = rand(rows, 4, dispatch.SHORT_KEYS + 1, 4)
+        assert auto_kernel(longer, longer, longer, None, None) == "sdpa"
+        few = rand(rows // 2 - 1, 2, 16, 4)
+        assert auto_kernel(few, few, few, None, None) == "sdpa"
+    assert auto_kernel(small.requires_grad_(), small, small, None, None) == "sdpa"  # training: fused
 
 
 def test_large_masked_calls_take_the_blocked_kernel(monkeypatch):
@@ -77,9 +86,9 @@ def test_dispatch_bench_times_every_candidate_and_names_autos_pick(tmp_path, cap
     from core.bench import main as bench_main
 
     out = tmp_path / "dispatch.json"
-    bench_main(["attention", "--dispatch-only", "--rounds", "1", "--shapes", "mat_esol", "--no-mlflow", "--json", str(out)])
+    bench_main(["attention", "--dispatch-only", "--rounds", "1", "--shapes", "rmat_esol-relative", "--no-mlflow", "--json", str(out)])
     rows = json.loads(out.read_text())
-    assert [(r["model"], r["settings"]["mode"]) for r in rows] == [("mat_esol", "train"), ("mat_esol", "infer")]
+    assert [(r["model"], r["settings"]["mode"]) for r in rows] == [("rmat_esol-relative", "train"), ("rmat_esol-relative", "infer")]
     assert [r["settings"]["auto"] for r in rows] == ["math", "sdpa"]
     for r in rows:
         assert all(r["measures"][f"{n}_ms"] > 0 for n in ("math", "sdpa", "chunked", "plain"))
