@@ -23,13 +23,17 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import textwrap
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+COMMANDS = (*LIGHTNING_SUBCOMMANDS, "report", "compare", "register")
 
 # Warnings of the pinned stack that say nothing about the user's run (module docstring).
 _KNOWN_WARNINGS = (
@@ -41,6 +45,7 @@ _KNOWN_WARNINGS = (
     r".*The number of training batches .* is smaller than the logging interval.*",
     r".*Total length of .* across ranks is zero.*",
     r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    r".*Add type hints to the `predict` method.*",  # MLflow, on the suite's pyfunc (core.serving: hints are no schema)
 )
 # Log lines of the frameworks that are advice or banner, not news about the run.
 _NOISE = re.compile(r"^(💡 Tip|GPU available|TPU available|HPU available|Experiment with name .* not found)")
@@ -68,9 +73,8 @@ def main(args: list[str] | None = None, *, friendly: bool | None = None) -> None
         print(suite_help())
         return
     command = argv[0]
-    if command not in (*LIGHTNING_SUBCOMMANDS, "report", "compare") and not command.startswith("-"):
-        _fail("attn", f"unknown command {command!r}; choose one of {', '.join((*LIGHTNING_SUBCOMMANDS, 'report', 'compare'))} "
-                      "(attn --help)", code=2)
+    if command not in COMMANDS and not command.startswith("-"):
+        _fail("attn", f"unknown command {command!r}; choose one of {', '.join(COMMANDS)} (attn --help)", code=2)
     quiet_framework()
     try:
         if command == "report":
@@ -81,16 +85,49 @@ def main(args: list[str] | None = None, *, friendly: bool | None = None) -> None
             from core.compare import main as compare_main
 
             compare_main(argv[1:])
+        elif command == "register":
+            from core.serving import register_main
+
+            register_main(argv[1:])
         else:
             from core.lightning_cli import AttnCLI
 
-            AttnCLI(args=argv)
+            with config_of_checkpoint(argv) as full:
+                AttnCLI(args=full)
     except (SystemExit, KeyboardInterrupt):
         raise
     except Exception as err:
         if debug or not friendly:
             raise
         _fail(f"attn {command}", describe_error(err))
+
+
+@contextmanager
+def config_of_checkpoint(argv: list[str]) -> Iterator[list[str]]:
+    """`argv`, with `--config <the checkpoint's config>` added to a test/validate/predict that names none.
+
+    Every checkpoint of `attn fit` carries its resolved config (`core.predict`), so
+    `attn predict --ckpt_path CKPT --predict_path PATH` needs no YAML. The config goes to a
+    temporary file for the duration of the command.
+    """
+    if argv[0] not in ("validate", "test", "predict") or any(a == "--config" or a.startswith("--config=") for a in argv):
+        yield argv
+        return
+    ckpt = next((a.split("=", 1)[1] for a in argv if a.startswith("--ckpt_path=")), None)
+    if ckpt is None and "--ckpt_path" in argv[:-1]:
+        ckpt = argv[argv.index("--ckpt_path") + 1]
+    if not ckpt or ckpt == "last":
+        yield argv
+        return
+    from core.predict import config_from_checkpoint, with_preprocessor_from
+
+    text, name = config_from_checkpoint(ckpt)
+    if argv[0] == "predict":
+        text = with_preprocessor_from(text, ckpt)
+    with tempfile.TemporaryDirectory(prefix="attn-config-") as folder:
+        path = Path(folder) / f"{name or 'config'}.yaml"  # the run is named after the fit's config
+        path.write_text(text)
+        yield [argv[0], "--config", str(path), *argv[1:]]
 
 
 def _fail(prog: str, message: str, code: int = 1) -> None:
@@ -196,9 +233,10 @@ def suite_help() -> str:
         "commands:",
         "  fit        train a config (--test_after_fit=true tests its best checkpoint in the same run)",
         "  validate   evaluate on the validation split       test   evaluate a checkpoint: --ckpt_path PATH",
-        "  predict    run a trained model on your own files: --ckpt_path CKPT (see the domain's README)",
+        "  predict    a trained model on your own input: --ckpt_path CKPT --predict_path PATH [--output DIR]",
         "  report     Markdown/HTML tables and bar plots of the tracked runs (attn report --help)",
         "  compare    the latest test metrics of every model of an experiment (attn-compare --help)",
+        "  register   register the best run of an experiment in the MLflow model registry (attn register --help)",
         "",
         "configs (attn fit --config <domain>/configs/<name>.yaml):",
         *(listing or ["  (none found next to this installation)"]),

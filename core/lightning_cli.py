@@ -62,6 +62,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from core.callbacks import SaveConfigToMLflow, TrackCheckpoints
+from core.predict import ConfigInCheckpoint, PredictionWriter, default_output
 from core.task import BaseTask
 from core.tracking import MLflowLogger, budget_params, check_tracking_uri, run_name, smoke_reason
 
@@ -120,14 +121,39 @@ class AttnCLI(LightningCLI):
             "--test_after_fit", type=bool, default=False,
             help="after `fit`, test the best checkpoint (by checkpoint.monitor, else the last) in the same MLflow run",
         )
+        parser.add_argument(
+            "--log_model", type=bool | None, default=None,
+            help="after `fit`, log the model (best checkpoint) to MLflow as a pyfunc model that serves raw input "
+                 "(core.serving); default: unless the fit is a smoke run",
+        )
+        parser.add_argument(
+            "--predict_path", type=str | None, default=None,
+            help="`predict`: a file or folder of your own input, in the domain's format (its README); passed to the "
+                 "DataModule's predict_path",
+        )
+        parser.add_argument(
+            "--output", type=str | None, default=None,
+            help="`predict`: the folder predictions are written to (default predictions/<checkpoint>-<time>)",
+        )
         _link_data_sizes(parser)
 
     def _parse_ckpt_path(self) -> None:
-        """Lightning's (it reads the checkpoint's hyperparameters at parse time), naming a file that is no checkpoint."""
+        """Checks that `--ckpt_path` is a readable checkpoint, naming the file if not.
+
+        Lightning's version also merges the checkpoint's model hyper-parameters over the config, so
+        `attn test --ckpt_path C --model...kernel=sdpa` would silently test the training kernel; here
+        the config and the command line win (a checkpoint that does not fit them fails in one line,
+        `_run_subcommand`), and a command without `--config` takes the checkpoint's whole config
+        (`core.cli.config_of_checkpoint`).
+        """
+        if not self.config.get("subcommand"):
+            return
+        ckpt = self.config[self.config.subcommand].get("ckpt_path")
+        if not ckpt or not Path(ckpt).is_file():
+            return
         try:
-            super()._parse_ckpt_path()
+            torch.load(ckpt, weights_only=True, map_location="cpu", mmap=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, KeyError) as err:
-            ckpt = self.config[self.config.subcommand].get("ckpt_path")
             raise ValueError(f"--ckpt_path {ckpt}: not a readable Lightning checkpoint ({_load_error(err)}); "
                              "give a .ckpt written by `attn fit`") from None
 
@@ -136,16 +162,37 @@ class AttnCLI(LightningCLI):
         for callback in config.get("trainer.callbacks") or []:
             if isinstance(callback, Namespace) and callback.get("class_path") in _STOCK_EARLY_STOPPING:
                 callback.class_path = "core.callbacks.EarlyStopping"
+        if self.subcommand == "predict":
+            _route_predict_path(config)
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        if self.subcommand == "fit":
+            trainer.callbacks.append(ConfigInCheckpoint(
+                self._parser("fit").dump(self.config["fit"], skip_none=False), _config_name(self._get(self.config, "config")),
+            ))
+        elif self.subcommand == "predict":
+            config = self.config["predict"]
+            output = config.get("output") or default_output(config.get("ckpt_path"))
+            trainer.callbacks.append(PredictionWriter(output))
+        return trainer
 
     def before_fit(self) -> None:
         self.trainer.callbacks.append(TrackCheckpoints())
         self._configure_tracking("fit")
 
     def after_fit(self) -> None:
-        if not self._get(self.config, "test_after_fit"):
-            return
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+        if self._get(self.config, "test_after_fit"):
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+        trainer = self.config_dump.get("trainer") or {}
+        trainable = self.model.model_from_data or self.model.num_parameters() > 0
+        log_model = self._get(self.config, "log_model")
+        if log_model or (log_model is None and not smoke_reason(trainer, "fit", trainable)):
+            from core.serving import log_trained_model
+
+            last = self.trainer.checkpoint_callback.last_model_path if self.trainer.checkpoint_callback else ""
+            log_trained_model(self.trainer, self.model, self.datamodule, best or last)
 
     def before_validate(self) -> None:
         self._configure_tracking("validate")
@@ -185,7 +232,7 @@ class AttnCLI(LightningCLI):
         settings = task.run_settings(self.datamodule)
         tags = {**task.tracking_tags(), "dataset": dataset, "seed": str(self._get(self.config, "seed_everything"))}
         config = _config_name(self._get(self.config, "config"))
-        reason = smoke_reason(trainer, subcommand)
+        reason = smoke_reason(trainer, subcommand, trainable=task.model_from_data or task.num_parameters() > 0)
         identity = {"config": config, "settings": settings, "kernel": tags["kernel"]}
         tags.update({
             "subcommand": subcommand, "config": config, **settings,
@@ -236,6 +283,27 @@ class AttnCLI(LightningCLI):
                              "give a .ckpt written by `attn fit`") from None
         run = (state.get("mlflow_run") or {}).get("run_id") or _run_id_from_path(Path(ckpt))
         return (run, int(state.get("global_step", 0))) if run else None
+
+
+def _route_predict_path(config: Namespace) -> None:
+    """`--predict_path` into the DataModule's `predict_path`, and the checkpoint into its `preprocessor_from`.
+
+    A DataModule whose `setup` needs training-time state before the model is built (recsys: the
+    vocabularies size the embeddings) takes `preprocessor_from`; it gets the checkpoint being predicted with.
+    """
+    path, data = config.get("predict_path"), config.get("data")
+    if not path:
+        raise ValueError("attn predict: --predict_path is required (a file or folder of your own input, in the "
+                         "format the domain's README gives)")
+    if not Path(path).exists():
+        raise FileNotFoundError(f"--predict_path {path}: no such file or folder")
+    accepted = inspect.signature(import_object(data.class_path)).parameters
+    if "predict_path" not in accepted:
+        raise ValueError(f"--predict_path: {data.class_path} does not read your own input (it takes no predict_path)")
+    data.init_args.predict_path = str(path)
+    ckpt = config.get("ckpt_path")
+    if "preprocessor_from" in accepted and ckpt and not data.init_args.get("preprocessor_from"):
+        data.init_args.preprocessor_from = str(ckpt)
 
 
 def _load_error(err: BaseException) -> str:

@@ -12,11 +12,13 @@ callables (Lightning CLI's dependency injection), e.g.::
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 from torch import Tensor, nn
 
 Role = Literal["auto", "baseline", "model"]
@@ -51,6 +53,11 @@ class BaseTask(L.LightningModule):
         role: Role = "auto",
     ) -> None:
         super().__init__()
+        # Under the CLI this stores the config (class paths and arguments), so `Task.load_from_checkpoint(CKPT)`
+        # rebuilds the task without YAML and the checkpoint loads with `weights_only=True`; built in Python,
+        # the modules and callables are left out (they would be pickled).
+        under_cli = _given_hyperparameters.get() is not None
+        self.save_hyperparameters(logger=False, ignore=None if under_cli else ["model", "optimizer", "lr_scheduler"])
         self.model = model
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
@@ -137,6 +144,45 @@ class BaseTask(L.LightningModule):
             "role": role,
             "kernel": str(getattr(self.model, "kernel", "none")),
         }
+
+    def write_predictions(self, predictions: list[Any], datamodule: L.LightningDataModule, output: Path) -> list[Path]:
+        """Write the outputs of `predict_step` (one entry per batch) under `output`; return the paths written.
+
+        `attn predict` calls it through `core.predict.PredictionWriter`; each domain's task writes its
+        outputs in its field's format (the contract: `core.predict`).
+        """
+        raise ValueError(f"{type(self).__name__} cannot write predictions yet: `attn predict` is not supported for "
+                         f"the {self.domain} {self.task_name} task")
+
+    # Serving raw input through MLflow (`core.serving`): a task that serves implements all three.
+    @classmethod
+    def serving_input(cls, model_input: Any, folder: Path) -> Path:
+        """Write raw `model_input` (a DataFrame, array or list, as the domain's README gives) as the file or
+        folder its DataModule's `predict_path` reads; return that path."""
+        raise ValueError(f"{cls.__name__} does not serve raw input through MLflow yet")
+
+    @classmethod
+    def serving_output(cls, paths: list[Path]) -> Any:
+        """The predictions `write_predictions` wrote to `paths`, as the served answer (a DataFrame or array)."""
+        raise ValueError(f"{cls.__name__} does not serve raw input through MLflow yet")
+
+    def serving_example(self, datamodule: L.LightningDataModule) -> Any | None:
+        """A small raw input from the data (the logged model's input example); None: the task does not serve."""
+        return None
+
+    def serving_signature(self, example: Any, output: Any) -> Any:
+        """The logged model's MLflow signature, inferred from the example; for an array example (audio, images,
+        cubes) every axis is left free, as MLflow's inference would fix all but the first (only rank and dtype stay)."""
+        import numpy as np
+        from mlflow.models import infer_signature
+        from mlflow.types.schema import Schema, TensorSpec
+
+        signature = infer_signature(example, output)
+        if isinstance(example, np.ndarray):
+            signature.inputs = Schema([TensorSpec(example.dtype, (-1,) * example.ndim)])
+        if isinstance(output, np.ndarray):
+            signature.outputs = Schema([TensorSpec(output.dtype, (-1,) * output.ndim)])
+        return signature
 
     def num_parameters(self) -> int:
         """Trainable parameters of the wrapped model."""

@@ -126,16 +126,18 @@ def budget_params(trainer: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def smoke_reason(trainer: Mapping[str, Any], subcommand: str = "fit") -> str:
+def smoke_reason(trainer: Mapping[str, Any], subcommand: str = "fit", trainable: bool = True) -> str:
     """Why a run with this trainer budget is a smoke run ("" when it is not; `SMOKE_MAX_STEPS`).
 
     fast_dev_run, a fit whose step budget is at most `SMOKE_MAX_STEPS` (`max_steps`, or whole-number
     `limit_train_batches` times `max_epochs`), or a test on part of the test split. (A run from a
-    checkpoint of a smoke fit is one too; the CLI reads that from the checkpoint's run.)
+    checkpoint of a smoke fit is one too; the CLI reads that from the checkpoint's run.) The fit of a
+    model with nothing to train (`trainable=False`: bicubic, CEM, gamma), whose configs take one step,
+    is complete at any budget.
     """
     if trainer.get("fast_dev_run"):
         return f"fast_dev_run={trainer['fast_dev_run']}"
-    if subcommand == "fit":
+    if subcommand == "fit" and trainable:
         max_steps = trainer.get("max_steps")
         if isinstance(max_steps, int) and 0 < max_steps <= SMOKE_MAX_STEPS:
             return f"max_steps={max_steps}"
@@ -322,6 +324,12 @@ def log_text(target: Trainer | Logger | None, text: str, artifact_path: str) -> 
     """Log a text file (a config, a table) as an artifact of the current run(s)."""
     for logger in mlflow_loggers(target):
         _client_call(logger, "log_text", text, artifact_path)
+
+
+def log_file(target: Trainer | Logger | None, path: str | Path, artifact_dir: str | None = None) -> None:
+    """Log a file on disk as an artifact of the current run(s), under `artifact_dir`."""
+    for logger in mlflow_loggers(target):
+        _client_call(logger, "log_artifact", str(path), artifact_dir)
 
 
 def log_tag(target: Trainer | Logger | None, key: str, value: str) -> None:

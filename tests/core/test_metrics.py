@@ -92,3 +92,23 @@ def test_shards_reduce_to_the_whole_split_not_a_mean_of_shards():
 def test_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match=r"scores \(4, 2\), labels \(4, 3\)"):
         MaskedMultilabelAUROC().update(torch.rand(4, 2), torch.ones(4, 3))
+
+
+def test_masked_scores_add_average_precision_over_present_labels():
+    from sklearn.metrics import average_precision_score
+
+    from core.metrics import MaskedMultilabelScores
+
+    rng = np.random.default_rng(3)
+    labels = (rng.random((50, 3)) < 0.4).astype(np.float64)
+    scores = labels * 0.4 + rng.random((50, 3)) * 0.6
+    present = rng.random((50, 3)) < 0.8
+    metric = MaskedMultilabelScores()
+    for k in range(0, 50, 20):
+        metric.update(torch.from_numpy(scores[k:k + 20]), torch.from_numpy(labels[k:k + 20]), torch.from_numpy(present[k:k + 20]))
+    out = metric.compute()
+    expected_ap = np.mean([average_precision_score(labels[present[:, t], t], scores[present[:, t], t]) for t in range(3)])
+    expected_roc = np.mean([roc_auc_score(labels[present[:, t], t], scores[present[:, t], t]) for t in range(3)])
+    assert float(out["pr_auc"]) == pytest.approx(expected_ap, abs=1e-6)
+    assert float(out["roc_auc"]) == pytest.approx(expected_roc, abs=1e-6)
+    assert float(out["targets_scored"]) == 3

@@ -6,7 +6,12 @@ one-layer transformer learns and a bag-of-tokens baseline cannot fully.
 
 from __future__ import annotations
 
+import csv
+import sys
+from pathlib import Path
+
 import lightning as L
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,13 +23,39 @@ from core.task import BaseTask
 
 
 class ToySequenceData(L.LightningDataModule):
-    """Random token sequences labelled by whether token 0 reappears."""
+    """Random token sequences labelled by whether token 0 reappears.
+
+    `predict_path`: a text file of sequences to score, one per line (`seq_len` integers below `vocab`,
+    space-separated); other lines are skipped, counted in `predict_skipped` and named on stderr.
+    """
 
     dataset_name = "toy"
 
-    def __init__(self, vocab: int = 8, seq_len: int = 12, size: int = 64, batch_size: int = 16, seed: int = 0) -> None:
+    def __init__(self, vocab: int = 8, seq_len: int = 12, size: int = 64, batch_size: int = 16, seed: int = 0,
+                 predict_path: str | None = None) -> None:
         super().__init__()
         self.vocab, self.seq_len, self.size, self.batch_size, self.seed = vocab, seq_len, size, batch_size, seed
+        self.predict_path = predict_path
+        self.predict_lines: list[str] = []
+        self.predict_skipped = 0
+
+    def predict_dataloader(self) -> DataLoader:
+        rows, self.predict_lines, self.predict_skipped = [], [], 0
+        for number, line in enumerate(Path(self.predict_path).read_text().splitlines(), 1):
+            try:
+                tokens = [int(t) for t in line.split()]
+            except ValueError:
+                tokens = []
+            if len(tokens) != self.seq_len or not all(0 <= t < self.vocab for t in tokens):
+                print(f"{self.predict_path}:{number}: skipped (need {self.seq_len} integers below {self.vocab})",
+                      file=sys.stderr)
+                self.predict_skipped += 1
+                continue
+            rows.append(tokens)
+            self.predict_lines.append(line.strip())
+        if not rows:
+            raise ValueError(f"{self.predict_path}: no valid sequence to predict")
+        return DataLoader(TensorDataset(torch.tensor(rows)), batch_size=self.batch_size)
 
     def _split(self, offset: int) -> TensorDataset:
         g = torch.Generator().manual_seed(self.seed + offset)
@@ -92,6 +123,32 @@ class ToyTask(BaseTask):
 
     def test_step(self, batch, batch_idx):
         self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx) -> Tensor:
+        return torch.softmax(self.model(batch[0]), dim=-1)[:, 1]
+
+    def write_predictions(self, predictions, datamodule, output: Path) -> list[Path]:
+        path = output / "predictions.csv"
+        with path.open("w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["tokens", "probability"])
+            for line, p in zip(datamodule.predict_lines, torch.cat(predictions).tolist(), strict=True):
+                writer.writerow([line, repr(p)])
+        return [path]
+
+    @classmethod
+    def serving_input(cls, model_input, folder: Path) -> Path:
+        path = folder / "sequences.txt"
+        path.write_text("\n".join(pd.DataFrame(model_input)["tokens"].astype(str)) + "\n")
+        return path
+
+    @classmethod
+    def serving_output(cls, paths: list[Path]) -> pd.DataFrame:
+        return pd.read_csv(paths[0])[["probability"]]
+
+    def serving_example(self, datamodule) -> pd.DataFrame:
+        x = datamodule._split(2).tensors[0][:3]
+        return pd.DataFrame({"tokens": [" ".join(map(str, row)) for row in x.tolist()]})
 
 
 class Sleep(L.Callback):
