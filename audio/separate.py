@@ -13,6 +13,10 @@ whatever the song's length; the song and its stems are held once each. The stems
 back to the file's rate and written as 32-bit float WAV (no clipping). A progress bar counts segments.
 The checkpoint carries the model's class and arguments (`SeparationTask`) and is read with
 `torch.load(weights_only=True)`: no YAML is needed.
+
+One implementation with `attn predict --ckpt_path CKPT --predict_path SONG_OR_FOLDER --output DIR`
+(stems as `DIR/<song>/<source>.wav`): both decode with `audio.data.io.load_song`, separate with
+`separate_song` and write with `write_stems`.
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
 from jsonargparse.typing import import_object
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+
+from audio.data.io import load_song
 
 
 def fade_weights(segment: int) -> Tensor:
@@ -76,6 +81,36 @@ def apply_model(model: nn.Module, mix: Tensor, segment: int, overlap: float = 0.
     return out / total
 
 
+def separate_song(model: nn.Module, audio: Tensor, rate: int | None = None, overlap: float = 0.25,
+                  progress: bool = False, model_rate: int | None = None, segment_seconds: float | None = None) -> Tensor:
+    """`audio: (channels, length)` at `rate` -> stems `(sources, channels, length)` at `rate`.
+
+    Mono is duplicated to the model's stereo and its stems averaged back to mono; another rate than
+    `model_rate` (default the model's `sample_rate`; `rate` None: that one) is resampled there and
+    back. The song goes through `apply_model` in segments of `segment_seconds` (default the model's
+    `segment`), one at a time.
+    """
+    model_rate = int(model.sample_rate if model_rate is None else model_rate)
+    segment_seconds = float(model.segment if segment_seconds is None else segment_seconds)
+    rate = model_rate if rate is None else int(rate)
+    channels = audio.shape[0]
+    mix = audio.expand(2, -1) if channels == 1 else audio
+    if rate != model_rate:
+        mix = AF.resample(mix, rate, model_rate)
+    stems = apply_model(model, mix, int(round(segment_seconds * model_rate)), overlap, progress=progress)
+    if rate != model_rate:
+        stems = AF.resample(stems, model_rate, rate)[..., :audio.shape[-1]]
+    return stems.mean(dim=1, keepdim=True) if channels == 1 else stems
+
+
+def write_stems(stems: Tensor, rate: int, targets: list[Path]) -> list[Path]:
+    """Write each source of `stems: (sources, channels, length)` to its target as 32-bit float WAV (no clipping)."""
+    for stem, target in zip(stems, targets, strict=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(target), stem.T.cpu().numpy(), rate, subtype="FLOAT")
+    return targets
+
+
 class Separator:
     """A trained separator with its rate and segment length, rebuilt from a `SeparationTask` checkpoint.
 
@@ -104,38 +139,22 @@ class Separator:
             raise ValueError(f"{path}: {type(model).__name__} is an oracle that needs the true sources; it cannot split a song")
         return cls(model, int(model.sample_rate), float(model.segment), list(model.sources))
 
-    def separate(self, audio: Tensor, rate: int, overlap: float = 0.25, progress: bool = False) -> Tensor:
+    def separate(self, audio: Tensor, rate: int | None, overlap: float = 0.25, progress: bool = False) -> Tensor:
         """`audio: (channels, length)` at `rate` (mono is duplicated to stereo) -> stems `(sources, channels, length)` at `rate`."""
-        channels = audio.shape[0]
-        mix = audio.expand(2, -1) if channels == 1 else audio
-        if rate != self.sample_rate:
-            mix = AF.resample(mix, rate, self.sample_rate)
-        stems = apply_model(self.model, mix, int(round(self.segment_seconds * self.sample_rate)), overlap, progress=progress)
-        if rate != self.sample_rate:
-            stems = AF.resample(stems, self.sample_rate, rate)[..., :audio.shape[-1]]
-        return stems.mean(dim=1, keepdim=True) if channels == 1 else stems
+        return separate_song(self.model, audio, rate, overlap, progress, self.sample_rate, self.segment_seconds)
 
     def separate_file(self, path: Path | str, out_dir: Path | str | None = None, overlap: float = 0.25,
                       progress: bool = True) -> list[Path]:
-        """Write `<stem>_<source>.wav` for each source next to `path` (or in `out_dir`); returns the files."""
+        """Write `<stem>_<source>.wav` for each source next to `path` (or in `out_dir`); returns the files.
+
+        ValueError naming the file when it cannot be decoded or is not mono or stereo.
+        """
         path = Path(path)
-        try:
-            samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, OSError) as err:
-            raise ValueError(f"{path}: cannot decode audio ({err})") from err
-        if samples.size == 0 or samples.shape[1] > 2:
-            raise ValueError(f"{path}: expected mono or stereo audio with samples; found shape {samples.shape}")
-        if not np.isfinite(samples).all():
-            raise ValueError(f"{path}: the samples hold NaN or infinite values")
-        stems = self.separate(torch.from_numpy(samples.T.copy()), rate, overlap, progress)
+        audio, rate = load_song(path)
+        stems = self.separate(audio, rate, overlap, progress)
         folder = Path(out_dir) if out_dir is not None else path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        written = []
-        for source, stem in zip(self.sources, stems, strict=True):
-            target = folder / f"{path.stem}_{source}.wav"
-            sf.write(str(target), stem.T.numpy(), rate, subtype="FLOAT")
-            written.append(target)
-        return written
+        return write_stems(stems, rate or self.sample_rate,
+                           [folder / f"{path.stem}_{source}.wav" for source in self.sources])
 
 
 def main(argv: list[str] | None = None) -> int:

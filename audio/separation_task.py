@@ -9,23 +9,40 @@ Parameter-free references run the same way: the mixture floor (`MixtureCopy`) an
 which receives the true sources (`uses_references`). After testing, the first `spectrogram_tracks`
 test tracks are logged as pictures of the mixture's, each estimate's and each reference's spectrogram
 (`spectrograms/track_<k>.png`).
+
+Predicting (`attn predict --ckpt_path CKPT --predict_path SONG_OR_FOLDER --output DIR`): each song is
+separated as `python -m audio.separate` does (`audio.separate.separate_song`: the model's segments,
+cross-faded, one at a time) and written as `DIR/<song>/<source>.wav` (32-bit float, the song's rate
+and channels), with `DIR/stems.csv` listing them. Each song's stems go to disk as soon as it is done,
+so a folder of songs is never held in memory. Served through MLflow, the model takes a float32 array
+`(channels, samples)` at the model's sample rate and answers `(sources, channels, samples)`.
 """
 
 from __future__ import annotations
 
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
+import pandas as pd
+import soundfile as sf
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audio.separate import apply_model
+from audio.separate import apply_model, separate_song, write_stems
 from audio.separation_metrics import source_metrics
+from core.predict import PredictionWriter
 from core.task import BaseTask
 from core.tracking import log_figure
 
 Batch = dict[str, Tensor]
+STEMS_CSV = "stems.csv"
+STEMS_COLUMNS = ("file", "seconds", "sample_rate", "channels")  # then one column per source: its WAV
 
 
 class SeparationTask(BaseTask):
@@ -46,11 +63,10 @@ class SeparationTask(BaseTask):
 
     def __init__(self, model: nn.Module, overlap: float = 0.25, spectrogram_tracks: int = 1, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
-        # under the CLI this stores the config (class paths and arguments), so `audio.separate` rebuilds the
-        # model from a checkpoint without YAML, and the checkpoint still loads with weights_only=True
-        self.save_hyperparameters(logger=False)
         self.overlap, self.spectrogram_tracks = overlap, spectrogram_tracks
         self._scores: dict[str, list[dict[str, float]]] = {"val": [], "test": []}
+        self._spool: Path | None = None
+        self._spool_owned = False
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor | None:
         if getattr(self.model, "uses_references", False):
@@ -106,6 +122,100 @@ class SeparationTask(BaseTask):
         if stage == "val":
             means["loss"] = -means["sdr"]  # checkpoint.monitor on val/loss or val/sdr alike
         self.log_metrics(stage, means)
+
+    # ---- predicting your own songs (module docstring) ---------------------------------------------
+    def on_predict_start(self) -> None:
+        # the stems of each song wait here until write_predictions moves them: inside the output folder of
+        # `attn predict` (so moving is a rename), else in a temporary folder that is left for the caller
+        output = next((c.output for c in self.trainer.callbacks if isinstance(c, PredictionWriter)), None)
+        if output is not None:
+            Path(output).mkdir(parents=True, exist_ok=True)
+        self._spool = Path(tempfile.mkdtemp(prefix=".separating-", dir=output))
+        self._spool_owned = output is not None
+
+    def on_predict_end(self) -> None:
+        if self._spool is not None and self._spool_owned:
+            shutil.rmtree(self._spool, ignore_errors=True)
+        self._spool = None
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """One song -> its stems written as WAVs to a spool folder (a whole folder of songs is never held in
+        memory); `{"index", "files", "seconds", "sample_rate", "channels"}`, or the song's `{"index", "error"}`
+        when it could not be decoded. Under a plain `Trainer.predict` (no `attn predict` writer) `files` stay
+        in a temporary folder for the caller."""
+        if "error" in batch:
+            return {"index": int(batch["index"]), "error": str(batch["error"])}
+        if getattr(self.model, "uses_references", False):
+            raise ValueError(f"{type(self.model).__name__} is an oracle that needs the true sources; it cannot "
+                             "separate a song (predict with a checkpoint of HTDemucs or HDemucs)")
+        if self._spool is None:
+            self._spool = Path(tempfile.mkdtemp(prefix=".separating-"))
+        mixture, index = batch["mixture"], int(batch["index"])
+        rate = int(batch["rate"] or self.model.sample_rate)
+        stems = separate_song(self.model, mixture, batch["rate"], self.overlap)
+        files = write_stems(stems, rate,
+                            [self._spool / str(index) / f"{source}.wav" for source in self.model.sources])
+        return {"index": index, "files": files, "seconds": mixture.shape[-1] / rate, "sample_rate": rate,
+                "channels": int(mixture.shape[0])}
+
+    def write_predictions(self, predictions: list[dict[str, Any]], datamodule: L.LightningDataModule,
+                          output: Path) -> list[Path]:
+        """`output/<song>/<source>.wav` per song and `output/stems.csv` (one row per song, the WAV of each
+        source); songs that failed to decode are named on stderr and added to `datamodule.predict_skipped`."""
+        output, sources = Path(output), list(self.model.sources)
+        done, failed = [p for p in predictions if "error" not in p], [p["error"] for p in predictions if "error" in p]
+        if not done:
+            raise ValueError(failed[0] if len(failed) == 1 else f"{datamodule.predict_path}: none of its {len(failed)} "
+                             f"files could be decoded (first: {failed[0]})")
+        for error in failed:
+            print(f"skipped {error}", file=sys.stderr)
+        datamodule.predict_skipped = int(getattr(datamodule, "predict_skipped", 0)) + len(failed)
+        rows, written = [], []
+        for p in done:
+            folder = output / datamodule.predict_folders[p["index"]]
+            folder.mkdir(parents=True, exist_ok=True)
+            targets = [folder / Path(f).name for f in p["files"]]
+            for source_file, target in zip(p["files"], targets, strict=True):
+                shutil.move(source_file, target)
+            written += targets
+            rows.append({"file": datamodule.predict_names[p["index"]], "seconds": round(p["seconds"], 3),
+                         "sample_rate": p["sample_rate"], "channels": p["channels"],
+                         **{s: t.relative_to(output).as_posix() for s, t in zip(sources, targets, strict=True)}})
+        manifest = output / STEMS_CSV
+        pd.DataFrame(rows).to_csv(manifest, index=False)
+        return [manifest, *written]
+
+    @classmethod
+    def serving_input(cls, model_input: Any, folder: Path) -> Path:
+        """Raw samples `(channels, samples)` (or mono `(samples,)`) at the model's sample rate, saved as the
+        `.npy` array `predict_path` reads."""
+        array = np.asarray(model_input, dtype=np.float32)
+        if array.ndim not in (1, 2):
+            raise ValueError(f"audio separation serves one song of samples (channels, samples) at the model's "
+                             f"sample rate; got an array of shape {array.shape}")
+        path = Path(folder) / "song.npy"
+        np.save(path, array)
+        return path
+
+    @classmethod
+    def serving_output(cls, paths: list[Path]) -> np.ndarray:
+        """The stems of the (first) song in `stems.csv`: float32 `(sources, channels, samples)`."""
+        manifest = next(Path(p) for p in paths if Path(p).name == STEMS_CSV)
+        row = pd.read_csv(manifest).iloc[0]
+        sources = [c for c in row.index if c not in STEMS_COLUMNS]
+        return np.stack([sf.read(str(manifest.parent / row[s]), dtype="float32", always_2d=True)[0].T for s in sources])
+
+    def serving_example(self, datamodule: L.LightningDataModule) -> np.ndarray | None:
+        """The first second of a test track's mixture (else a validation track's), float32 `(2, samples)`."""
+        if getattr(self.model, "uses_references", False):
+            return None  # the IRM oracle needs the true sources: it cannot serve a mixture
+        layout = getattr(datamodule, "layout", None)
+        track = next((t[0] for t in (layout.splits.get("test"), layout.splits.get("valid")) if t), None) if layout else None
+        if track is None:
+            return None
+        rate, _ = track.info()
+        mixture, _ = track.read(int(self.model.sample_rate), 0, rate)
+        return mixture.numpy().astype(np.float32)
 
     # ---- data checks and tracking ---------------------------------------------------------------
     def on_data_ready(self) -> None:

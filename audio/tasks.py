@@ -12,72 +12,51 @@ logged as `<stage>/tags_scored`.
 After testing, a model with `attention_maps` (the self-attention tagger) logs heat maps of its
 [CLS] attention over time for the first `attention_clips` test clips (`attention/clip_<k>.png`) and,
 per tag, the most-attended segment of the test clips it scored highest (`attention/top_segments.json`).
+
+Predicting (`attn predict --ckpt_path CKPT --predict_path FILE_OR_FOLDER --output DIR`): each file's
+windows (`TaggingDataModule.predict_dataloader`) are scored and their sigmoid outputs averaged, the
+clip-level score of the test; `DIR/predicted_tags.csv` has one row per file with the probability of
+every tag and the top tags (`audio.tag.tag_table`, the table of `python -m audio.tag --output`).
+Served through MLflow, the model takes a float32 array of samples at the model's sample rate, mono
+`(samples,)` as its logged example (`serving_input` also takes `(channels, samples)`), and answers a
+one-row DataFrame of tag probabilities.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchmetrics import Metric
-from torchmetrics.functional.classification import binary_auroc, binary_average_precision
-from torchmetrics.utilities import dim_zero_cat
 
+from audio.data.io import load_audio
+from audio.tag import PREDICTIONS_CSV, TABLE_COLUMNS, tag_table, window_probabilities
+from core.metrics import MaskedMultilabelScores
 from core.task import BaseTask
 from core.tracking import log_dict, log_figure
 
 Batch = dict[str, Tensor]
 
 
-class MacroTagScores(Metric):
-    """Macro ROC-AUC and PR-AUC (average precision) over tags, on every score of the split.
-
-    `update(scores, labels)`: `(batch, tags)` probabilities and 0/1 labels. `compute()` returns
-    `{"roc_auc", "pr_auc", "tags_scored"}`; tags with a single class in the split are left out
-    (NaN for both scores when no tag remains).
-    """
-
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.add_state("scores", default=[], dist_reduce_fx="cat")
-        self.add_state("labels", default=[], dist_reduce_fx="cat")
-
-    def update(self, scores: Tensor, labels: Tensor) -> None:
-        if scores.ndim != 2 or scores.shape != labels.shape:
-            raise ValueError(f"MacroTagScores: scores {tuple(scores.shape)} and labels {tuple(labels.shape)} must both be (batch, tags)")
-        self.scores.append(scores.detach().to(torch.float64))
-        self.labels.append((labels.detach() > 0.5).to(torch.float64))
-
-    def compute(self) -> dict[str, Tensor]:
-        nan = torch.tensor(float("nan"), dtype=torch.float64)
-        if isinstance(self.scores, list) and not self.scores:
-            return {"roc_auc": nan, "pr_auc": nan, "tags_scored": torch.tensor(0.0)}
-        scores, labels = dim_zero_cat(self.scores), dim_zero_cat(self.labels)
-        roc, pr = [], []
-        for t in range(scores.shape[1]):
-            y = labels[:, t]
-            if 0 < y.sum() < y.numel():
-                roc.append(binary_auroc(scores[:, t], y.long(), validate_args=False))
-                pr.append(binary_average_precision(scores[:, t], y.long(), validate_args=False))
-        if not roc:
-            return {"roc_auc": nan, "pr_auc": nan, "tags_scored": torch.tensor(0.0)}
-        return {"roc_auc": torch.stack(roc).mean(), "pr_auc": torch.stack(pr).mean(),
-                "tags_scored": torch.tensor(float(len(roc)))}
+def tag_metrics(metric: MaskedMultilabelScores) -> dict[str, float]:
+    """The tagging metrics of an accumulated split: `roc_auc`, `pr_auc` and `tags_scored` (tags with both classes)."""
+    values = metric.compute()
+    return {"roc_auc": float(values["roc_auc"]), "pr_auc": float(values["pr_auc"]),
+            "tags_scored": float(values["targets_scored"])}
 
 
 def macro_tag_scores(scores: np.ndarray | Tensor, labels: np.ndarray | Tensor) -> dict[str, float]:
-    """`MacroTagScores` of one whole split at once (e.g. the logistic regression's test scores)."""
-    metric = MacroTagScores()
+    """The macro tag scores of one whole split at once (e.g. the logistic regression's test scores)."""
+    metric = MaskedMultilabelScores()
     metric.update(torch.as_tensor(np.asarray(scores)), torch.as_tensor(np.asarray(labels)))
-    return {name: float(value) for name, value in metric.compute().items()}
+    return tag_metrics(metric)
 
 
 class TaggingTask(BaseTask):
@@ -98,11 +77,8 @@ class TaggingTask(BaseTask):
 
     def __init__(self, model: nn.Module, attention_clips: int = 4, top_segments: int = 3, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
-        # under the CLI this stores the config (class paths and arguments), so a checkpoint rebuilds its
-        # model without YAML (`audio.tag`) and still loads with `torch.load(weights_only=True)`
-        self.save_hyperparameters(logger=False)
         self.attention_clips, self.top_segments = attention_clips, top_segments
-        self.val_metrics, self.test_metrics = MacroTagScores(), MacroTagScores()
+        self.val_metrics, self.test_metrics = MaskedMultilabelScores(), MaskedMultilabelScores()
         self._test_scores: list[tuple[Tensor, Tensor]] = []
 
     def clip_scores(self, mel: Tensor) -> Tensor:
@@ -144,10 +120,69 @@ class TaggingTask(BaseTask):
         self._log_attention()
 
     @staticmethod
-    def _split_metrics(metric: MacroTagScores) -> dict[str, float]:
-        values = {name: float(v) for name, v in metric.compute().items()} if metric.update_called else {}
+    def _split_metrics(metric: MaskedMultilabelScores) -> dict[str, float]:
+        values = tag_metrics(metric) if metric.update_called else {}
         metric.reset()
         return values
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        """One file's windows -> `{"index", "scores": (tags,), "windows", "seconds"}` (window-averaged
+        probabilities), or the file's `{"index", "error"}` when it could not be decoded."""
+        if "error" in batch:
+            return {"index": int(batch["index"]), "error": str(batch["error"])}
+        data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        per_pass = int(getattr(data, "predict_window_batch", 16))
+        probs = window_probabilities(self.model, batch["windows"], per_pass)
+        return {"index": int(batch["index"]), "scores": probs.mean(dim=0).cpu(), "windows": len(probs),
+                "seconds": float(batch["seconds"])}
+
+    def write_predictions(self, predictions: list[dict[str, Any]], datamodule: L.LightningDataModule,
+                          output: Path) -> list[Path]:
+        """`output/predicted_tags.csv`: one row per file read (`audio.tag.tag_table`); files that failed to
+        decode are named on stderr and added to `datamodule.predict_skipped`."""
+        tags, names = list(datamodule.tags), datamodule.predict_names
+        done, failed = [p for p in predictions if "error" not in p], [p["error"] for p in predictions if "error" in p]
+        if not done:
+            raise ValueError(failed[0] if len(failed) == 1 else f"{datamodule.predict_path}: none of its {len(failed)} "
+                             f"files could be decoded (first: {failed[0]})")
+        for error in failed:
+            print(f"skipped {error}", file=sys.stderr)
+        datamodule.predict_skipped = int(getattr(datamodule, "predict_skipped", 0)) + len(failed)
+        if len(done[0]["scores"]) != len(tags):
+            raise ValueError(f"audio.tasks: the model predicts {len(done[0]['scores'])} tags but its checkpoint names "
+                             f"{len(tags)} ({', '.join(tags[:5])}, ...)")
+        table = tag_table([names[p["index"]] for p in done], torch.stack([p["scores"] for p in done]).numpy(),
+                          [p["windows"] for p in done], [p["seconds"] for p in done], tags)
+        path = Path(output) / PREDICTIONS_CSV
+        table.to_csv(path, index=False)
+        return [path]
+
+    @classmethod
+    def serving_input(cls, model_input: Any, folder: Path) -> Path:
+        """Raw samples at the model's sample rate, `(samples,)` or `(channels, samples)`, saved as the `.npy`
+        array `predict_path` reads."""
+        array = np.asarray(model_input, dtype=np.float32)
+        if array.ndim not in (1, 2):
+            raise ValueError(f"audio tagging serves one clip of samples (samples,) or (channels, samples) at the "
+                             f"model's sample rate; got an array of shape {array.shape}")
+        path = Path(folder) / "clip.npy"
+        np.save(path, array)
+        return path
+
+    @classmethod
+    def serving_output(cls, paths: list[Path]) -> pd.DataFrame:
+        """The tag probabilities of `predicted_tags.csv` (one column per tag)."""
+        table = pd.read_csv(next(Path(p) for p in paths if Path(p).name == PREDICTIONS_CSV), float_precision="round_trip")
+        return table.drop(columns=list(TABLE_COLUMNS))
+
+    def serving_example(self, datamodule: L.LightningDataModule) -> np.ndarray | None:
+        """The first second of a test clip (else a training clip), mono float32 at the model's rate."""
+        files = getattr(datamodule, "clip_files", None) or {}
+        clip = next((names[0] for names in (files.get("test"), files.get("train")) if names), None)
+        if clip is None:
+            return None
+        rate = int(datamodule.mel_settings["sample_rate"])
+        return load_audio(clip, rate)[:rate].numpy().astype(np.float32)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the tag names in the checkpoint (plain strings) for `audio.tag`."""
@@ -157,6 +192,8 @@ class TaggingTask(BaseTask):
 
     # ---- data checks and tracking ---------------------------------------------------------------
     def setup(self, stage: str) -> None:
+        if stage == "predict":  # the tag names come with the checkpoint, restored after setup (write_predictions)
+            return
         data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         want = getattr(self.model, "num_tags", None)
         if data is None or want is None or not hasattr(data, "num_tags"):

@@ -9,14 +9,24 @@ tasks whose split holds a single class are left out, as scikit-learn refuses the
 are masked out of the loss and the metrics. The metrics accumulate per batch and are synced across
 DDP ranks by torchmetrics. After testing, the attention of one test molecule is drawn over its
 structure and logged as the MLflow artifact `attention/<model>.png`.
+
+`attn predict --ckpt_path CKPT --predict_path mols.csv --output DIR` writes `DIR/predictions.csv`, one
+line per input molecule: `index` (its row or line in the input, from 0), `smiles`, `valid`, `error`
+and per target column its prediction in the target's own units (regression: the standardization
+undone) or, for classification, `<target>_probability`; invalid SMILES have `valid` False and empty
+predictions. The model logged to MLflow serves a DataFrame with a `smiles` column (or a list of
+SMILES) and answers that table.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Literal
 
+import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -124,8 +134,61 @@ class MoleculePropertyTask(BaseTask):
         update_split_metrics(self.test_metrics, self.predict_batch(batch), batch["y"], batch["y_mask"])
 
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        """`(batch, tasks)`: predictions in the targets' units (regression) or probabilities (classification)."""
         out = self.predict_batch(batch)
         return torch.sigmoid(out) if self.task_type == "classification" else out
+
+    # ---- predictions on the user's molecules and serving (core.predict, core.serving) -------------
+    def write_predictions(self, predictions: list[Tensor], datamodule: L.LightningDataModule, output: Path) -> list[Path]:
+        """`output/predictions.csv`, one line per input molecule (module docstring)."""
+        values = torch.cat([p.detach().double().cpu() for p in predictions]).numpy()
+        table = dict(getattr(datamodule, "predict_table", None) or {})
+        if not table:  # predicting on the test split (no predict_path)
+            smiles = list(datamodule.test_set.smiles)
+            table = {"index": list(range(len(smiles))), "smiles": smiles, "valid": [True] * len(smiles),
+                     "error": [""] * len(smiles)}
+        valid = np.asarray(table["valid"], dtype=bool)
+        if int(valid.sum()) != len(values):
+            raise ValueError(f"MoleculePropertyTask: {len(values)} predictions for {int(valid.sum())} valid molecules")
+        columns = list(getattr(datamodule, "target_columns", None) or [f"target_{i}" for i in range(values.shape[1])])
+        suffix = "_probability" if self.task_type == "classification" else ""
+        for t, column in enumerate(columns):
+            full = np.full(len(valid), np.nan)
+            full[valid] = values[:, t]
+            table[f"{column}{suffix}"] = full
+        path = Path(output) / "predictions.csv"
+        pd.DataFrame(table).to_csv(path, index=False)
+        return [path]
+
+    @classmethod
+    def serving_input(cls, model_input: Any, folder: Path) -> Path:
+        """Raw molecules (a DataFrame with a `smiles` column, any case, or a list of SMILES) as the CSV
+        `predict_path` reads."""
+        if isinstance(model_input, pd.DataFrame):
+            column = next((c for c in model_input.columns if str(c).lower() == "smiles"), None)
+            if column is None and len(model_input.columns) == 1:
+                column = model_input.columns[0]
+            if column is None:
+                raise ValueError(f"the served model takes a DataFrame with a 'smiles' column; got {list(model_input.columns)}")
+            smiles = model_input[column]
+        else:
+            smiles = pd.Series(list(model_input))
+        path = Path(folder) / "molecules.csv"
+        pd.DataFrame({"smiles": smiles.fillna("").astype(str).tolist()}).to_csv(path, index=False)
+        return path
+
+    @classmethod
+    def serving_output(cls, paths: list[Path]) -> pd.DataFrame:
+        """The written `predictions.csv` (module docstring)."""
+        table = pd.read_csv(paths[0], dtype={"smiles": str, "error": str}, keep_default_na=False)
+        for column in table.columns.difference(["index", "smiles", "valid", "error"]):  # empty cells: NaN
+            table[column] = pd.to_numeric(table[column], errors="coerce")
+        return table
+
+    def serving_example(self, datamodule: L.LightningDataModule) -> pd.DataFrame | None:
+        """Three SMILES of the test split (the input example of the logged model)."""
+        test = getattr(datamodule, "test_set", None)
+        return pd.DataFrame({"smiles": list(test.smiles[:3])}) if test is not None and len(test) else None
 
     @staticmethod
     def epoch_metrics(metrics: MetricCollection) -> dict[str, float]:
@@ -178,6 +241,7 @@ class MoleculePropertyTask(BaseTask):
             "skipped_rows": data.skipped_rows, "featurize_seconds": round(data.featurize_seconds, 2),
             "featurize_computed": stats.computed, "featurize_cached": stats.cached,
             "conformer_fallbacks": stats.fallbacks, "split": data.split,
+            "split_protocol": getattr(data, "split_protocol", ""),
             "train_size": len(data.train_set), "val_size": len(data.val_set), "test_size": len(data.test_set),
         }
         self.log_run_params(params, {"data/skipped_rows": float(data.skipped_rows)})

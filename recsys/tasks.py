@@ -6,12 +6,22 @@ prediction, so the AUC is exact and never a mean of batch AUCs; under DDP the ra
 gathered). Log loss is the mean per-row cross-entropy of the clipped probabilities, as scikit-learn's.
 The model is built from the DataModule's `FieldLayout` in `configure_model` (see
 `recsys.models.base`); its parameter count is logged as the metric `num_parameters` once built.
+Every checkpoint stores that layout (key `ctr_layout`, plain lists), so `CTRTask.load_from_checkpoint(CKPT)`
+rebuilds the model without the data.
+
+`attn predict --ckpt_path CKPT --predict_path rows.csv --output DIR` writes `DIR/predictions.csv`:
+`row` (the input row's position among the file's data rows, from 0), `id` (when the input has an
+`id` column) and `probability` (of a click). The model logged to MLflow serves a DataFrame of the
+original columns (`serving_input`) and answers that table (`serving_output`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import lightning as L
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
@@ -24,10 +34,13 @@ from torchmetrics.utilities import dim_zero_cat
 from core.task import BaseTask
 from core.tracking import log_figure
 from recsys.models.base import CTRModel
-from recsys.models.embedding import Batch
+from recsys.models.embedding import Batch, FieldLayout
 
 # probabilities are clipped to [eps, 1 - eps] in the log loss, so one confident miss stays finite
 LOGLOSS_EPS = 1e-7
+LAYOUT_KEY = "ctr_layout"  # the checkpoint entry the model is rebuilt from
+# a served raw input with only this column is libFM lines (a model trained on `format: libfm`)
+LIBFM_COLUMN = "libfm"
 
 
 class CTRTask(BaseTask):
@@ -51,14 +64,34 @@ class CTRTask(BaseTask):
         self.test_logloss = MeanMetric().set_dtype(torch.float64)
 
     def configure_model(self) -> None:
-        """Build the model for the DataModule's fields (vocabularies are known only after `setup`)."""
-        if getattr(self.model, "built", True):
+        """Build the model for the DataModule's fields (vocabularies are known only after `setup`).
+
+        Without a trainer (`load_from_checkpoint`) the model is built in `on_load_checkpoint` instead.
+        """
+        if getattr(self.model, "built", True) or self._trainer is None:
             return
         data = getattr(self.trainer, "datamodule", None)
         layout = getattr(data, "layout", None)
         if layout is None:
             raise RuntimeError(f"{type(self.model).__name__} is not built and the trainer has no CTR DataModule to build it from")
         self.model.build(layout)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if getattr(self.model, "built", False):
+            checkpoint[LAYOUT_KEY] = self.model.layout.to_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Build the model from the checkpoint's layout (its preprocessing's, for checkpoints older than the key)."""
+        layout = checkpoint.get(LAYOUT_KEY)
+        if layout is None and "preprocessor" in (checkpoint.get("CTRDataModule") or {}):
+            from recsys.data.schema import Preprocessor
+
+            layout = Preprocessor.from_state_dict(checkpoint["CTRDataModule"]["preprocessor"]).layout.to_dict()
+        if layout is not None:
+            self.model.build(FieldLayout.from_dict(layout))  # a no-op when built for the same layout
+        elif not getattr(self.model, "built", True):
+            raise ValueError(f"the checkpoint has no field layout to build {type(self.model).__name__} from "
+                             f"(key {LAYOUT_KEY!r}); load it through `attn test|predict --ckpt_path` with its data")
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         logits = self.model(batch)
@@ -85,6 +118,67 @@ class CTRTask(BaseTask):
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
         """Click probabilities `(batch,)`."""
         return torch.sigmoid(self.model(batch))
+
+    # ---- predictions on the user's rows and serving (core.predict, core.serving) ------------------
+    def write_predictions(self, predictions: list[Tensor], datamodule: L.LightningDataModule, output: Path) -> list[Path]:
+        """`output/predictions.csv`: `row`, `id` (if the input has one) and `probability`, one line per scored row."""
+        probabilities = torch.cat([p.detach().float().cpu() for p in predictions]).tolist()
+        rows = list(getattr(datamodule, "predict_rows", []) or range(len(probabilities)))
+        if len(rows) != len(probabilities):
+            raise ValueError(f"CTRTask: {len(probabilities)} predictions for {len(rows)} rows read")
+        table = {"row": rows}
+        ids = getattr(datamodule, "predict_ids", None)
+        if ids is not None:
+            table["id"] = ids
+        table["probability"] = probabilities
+        path = Path(output) / "predictions.csv"
+        pd.DataFrame(table).to_csv(path, index=False)
+        return [path]
+
+    @classmethod
+    def serving_input(cls, model_input: Any, folder: Path) -> Path:
+        """Raw rows (a DataFrame of the original columns, the label not needed) as the CSV `predict_path` reads.
+
+        A model trained on libFM files takes a DataFrame with the one column `libfm` of libFM lines.
+        """
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        if list(frame.columns) == [LIBFM_COLUMN]:
+            path = Path(folder) / "rows.libfm"
+            path.write_text("\n".join(frame[LIBFM_COLUMN].astype(str)) + "\n")
+            return path
+        path = Path(folder) / "rows.csv"
+        frame.to_csv(path, index=False)
+        return path
+
+    @classmethod
+    def serving_output(cls, paths: list[Path]) -> pd.DataFrame:
+        """The written `predictions.csv`: `row`, `id` (if given) and `probability`."""
+        return pd.read_csv(paths[0], dtype={"id": str})
+
+    def serving_example(self, datamodule: L.LightningDataModule) -> pd.DataFrame | None:
+        """Three rows of the original columns, without the label (numeric columns as floats, missing text as "").
+
+        Rows of the test split; for Avazu and libFM, whose readers derive the model's columns, the test
+        file's (or the file's) first three rows as written.
+        """
+        frame = (getattr(datamodule, "frames", None) or {}).get("test")
+        preprocessor = getattr(datamodule, "preprocessor", None)
+        if frame is None or preprocessor is None or len(frame) == 0:
+            return None
+        schema = preprocessor.schema
+        if datamodule.format == "libfm":
+            return pd.DataFrame({LIBFM_COLUMN: libfm_lines(datamodule, 3)})
+        if datamodule.format == "avazu":  # its reader derives hour_of_day / weekday: the raw file has `hour`
+            raw = pd.read_csv(example_file(datamodule), dtype=str, nrows=3).drop(columns=[schema.label], errors="ignore")
+            return raw.fillna("").astype(str)
+        columns = [*(["id"] if "id" in frame.columns and "id" not in schema.columns else []), *schema.columns]
+        example = frame[columns].head(3).reset_index(drop=True)
+        for column in columns:
+            if column in schema.numeric:
+                example[column] = pd.to_numeric(example[column], errors="coerce").astype("float64")
+            else:  # missing cells as "" (the readers' missing value): a string column MLflow can type
+                example[column] = example[column].fillna("").astype(str)
+        return example
 
     def on_validation_epoch_end(self) -> None:
         self._finish("val", self.val_roc_auc, self.val_logloss)
@@ -115,6 +209,24 @@ class CTRTask(BaseTask):
             params["fields"] = data.layout.num_fields
             params["split_protocol"] = getattr(data, "split_protocol", "")
         self.log_run_params(params, {"num_parameters": float(self.num_parameters())})
+
+
+def example_file(datamodule: Any) -> Path:
+    """The file a served input example is read from: the DataModule's test file, or its one file."""
+    return (datamodule.split_files() or {}).get("test") or Path(str(datamodule.path))
+
+
+def libfm_lines(datamodule: Any, count: int) -> list[str]:
+    """The first `count` lines of the DataModule's libFM test file (or file), without their labels."""
+    lines: list[str] = []
+    with open(example_file(datamodule), encoding="utf-8", errors="replace") as f:
+        for line in f:
+            parts = line.split()
+            if parts:
+                lines.append(" ".join(parts[1:] if ":" not in parts[0] else parts))
+            if len(lines) == count:
+                break
+    return lines
 
 
 def roc_figure(probabilities: Tensor, labels: Tensor, name: str) -> Figure:

@@ -50,7 +50,7 @@ _EPOCH_SCHEDULES: dict[str, dict[str, Any] | None] = {
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     """Register `attn-bench ltsf` (entry point of the `attn.bench` group)."""
     parser = bench_parser(subparsers, "ltsf", help="LTSF-Linear vs Transformer forecasters (DLinear paper's table)", doc=__doc__)
-    parser.add_argument("--dataset", default="ETTh1", help="a dataset of the paper (its settings and published rows; any case, e.g. ETTm1, weather, ili) or any name (the configs' settings)")
+    parser.add_argument("--dataset", default=None, help="a dataset of the paper (its settings and published rows; any case, e.g. ETTm1, weather, ili) or any name (the configs' settings); default: the --data-path file's name, else ETTh1")
     parser.add_argument("--data-path", default=None, help="the CSV, or a folder holding the dataset's file as the scripts name it (ETTm1.csv, national_illness.csv); default: the embedded ETTh1")
     parser.add_argument("--horizons", type=int, nargs="+", default=None, help="default: the dataset's (ILI: 24 36 48 60; others 96 192 336 720)")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
@@ -63,6 +63,9 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Train and test every requested model at every horizon, then report the table."""
+    if args.dataset is None:  # the name follows the file (mine.csv is not ETTh1, nor split as ETTh1)
+        given = Path(args.data_path) if args.data_path else None
+        args.dataset = given.stem if given is not None and given.is_file() else "ETTh1"
     dataset = find_dataset(args.dataset)
     name = dataset.name if dataset is not None else args.dataset
     path = data_path(args, dataset)

@@ -3,13 +3,22 @@
 Loss is MSE on the standardized scale; `val/mse`, `test/mse` and `test/mae` are computed over the
 whole split (sums of squared / absolute errors over every window, channel and step, divided by
 their count, not a mean of batch means), as the LTSF papers report them.
+
+`attn predict --ckpt_path CKPT --predict_path mine.csv --output DIR` writes `DIR/forecast.csv`: the
+`pred_len` steps after the last row of `mine.csv`, in its original units (`ETTDataModule` keeps the
+fit's scaling in the checkpoint). The model logged to MLflow serves the same from a DataFrame of the
+training CSV's columns (the last `seq_len` rows or more of the series).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import lightning as L
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
@@ -75,8 +84,55 @@ class ForecastTask(BaseTask):
             history = batch[0][0, :, -y.shape[-1]:]
             self._plot_sample = (history.detach().cpu(), y[0].detach().cpu(), prediction[0].detach().cpu())
 
-    def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        return self.forecast(batch)[0]
+    def predict_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+        """`(x, x_mark, y_mark)` of `ETTDataModule.predict_dataloader` -> the forecast of the steps after the
+        window, `(batch, pred_len, target_channels)` in the data's original units (the fit's scaling undone)."""
+        data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if data is None or not hasattr(data, "inverse_transform"):
+            raise ValueError(f"{type(self).__name__}.predict_step needs the ETTDataModule that scaled the input "
+                             "(trainer.predict(task, datamodule=...)), to give the forecast in the data's units")
+        x, x_mark, y_mark = batch
+        prediction = self.model(x, x_mark, y_mark)[..., -data.target_channels:]
+        return data.inverse_transform(prediction)
+
+    def write_predictions(self, predictions: list[Tensor], datamodule: L.LightningDataModule, output: Path) -> list[Path]:
+        """`forecast.csv`: one row per future step (the date column continued at the series' frequency),
+        one column per forecast channel (the training names), in the data's original units."""
+        (forecast,) = torch.cat(predictions)  # predict_dataloader holds the one window of the input file
+        path = Path(output) / "forecast.csv"
+        datamodule.forecast_frame(forecast).to_csv(path, index=False)
+        return [path]
+
+    # ---- serving raw input through MLflow (core.serving) ---------------------------------------
+    @classmethod
+    def serving_input(cls, model_input: Any, folder: Path) -> Path:
+        """`model_input`: a DataFrame of the training CSV's columns (date and values, >= seq_len rows, the
+        last row the latest) -> the CSV `predict_path` reads."""
+        path = Path(folder) / "series.csv"
+        pd.DataFrame(model_input).to_csv(path, index=False)
+        return path
+
+    @classmethod
+    def serving_output(cls, paths: list[Path]) -> pd.DataFrame:
+        """The forecast as `attn predict` writes it: the date column and one column per forecast channel."""
+        return pd.read_csv(paths[0])
+
+    def serving_example(self, datamodule: L.LightningDataModule) -> pd.DataFrame | None:
+        """The last `seq_len` rows of the training CSV, as they are in the file."""
+        window = getattr(datamodule, "example_window", None)
+        return window() if window is not None else None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Write the sizes the CLI links from the data into the network (`seq_len`, `pred_len`, `channels`)
+        into the saved config of the network, so that `ForecastTask.load_from_checkpoint(CKPT)` builds it
+        at those sizes (the link targets are no part of the config Lightning saves)."""
+        spec = (checkpoint.get("hyper_parameters") or {}).get("model")
+        if not isinstance(spec, Mapping) or "class_path" not in spec:
+            return  # built in Python: the network is no part of the saved hyper-parameters
+        accepted = inspect.signature(type(self.model)).parameters
+        sizes = {name: getattr(self.model, name) for name in ("seq_len", "pred_len", "channels")
+                 if name in accepted and isinstance(getattr(self.model, name, None), int)}
+        checkpoint["hyper_parameters"]["model"] = {**spec, "init_args": {**(spec.get("init_args") or {}), **sizes}}
 
     # ---- checks and tracking -------------------------------------------------------------------
     def on_data_ready(self) -> None:
@@ -113,6 +169,8 @@ class ForecastTask(BaseTask):
             params["features"] = data.features
         if data is not None and hasattr(data, "filled_values"):  # missing values filled by fill_missing
             params["filled_values"] = data.filled_values
+        if getattr(data, "split_rule", None):  # which split and why (a user's file is no ETTh1)
+            params["split_rule"] = data.split_rule
         self.log_run_params(params)
 
 

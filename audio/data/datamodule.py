@@ -18,6 +18,13 @@ Batches: training draws one random window of `input_seconds` per clip,
 `eval_windows` windows evenly spaced from the clip's start to its end (the authors' evaluation,
 whose scores are averaged per clip), `{"mel": (batch, windows, n_mels, frames), "labels": ...,
 "index": (batch,)}`.
+
+Predicting (`predict_path`, `attn predict --predict_path`): a file or a folder of the user's audio
+(`audio.data.io.predict_inputs`: wav, flac, ogg, mp3 at any rate, mono or stereo, or a `.npy` array
+of samples at `sample_rate`), each decoded like the training clips and cut into windows of
+`input_seconds` every `predict_hop_seconds` (`sliding_windows`, what `python -m audio.tag` does);
+one item per file, `{"windows": (windows, n_mels, frames), "seconds": (), "index": ()}`. The tag
+names of the checkpoint come back through `state_dict`, so predicting reads no training data.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -37,7 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from audio.data.folder import group_split, read_folder
-from audio.data.io import AudioReadError, load_audio
+from audio.data.io import AudioReadError, input_name, load_audio, predict_inputs
 from audio.data.mtat import TagTable, read_mtat
 from audio.data.render import render_dataset
 from audio.data.tags import RENDERED_TAGS
@@ -82,6 +90,67 @@ class MelWindows(Dataset):
         return {"mel": x, "labels": torch.from_numpy(self.labels[index]), "index": torch.tensor(index)}
 
 
+def sliding_windows(mel: Tensor, input_frames: int, hop_frames: int) -> Tensor:
+    """`mel: (n_mels, frames)` -> `(windows, n_mels, input_frames)`: a window every `hop_frames`, the last
+    one ending at the clip's end; a clip shorter than one window is padded with silence (-100 dB)."""
+    if mel.shape[1] < input_frames:
+        mel = torch.nn.functional.pad(mel, (0, input_frames - mel.shape[1]), value=SILENCE_DB)
+    last = mel.shape[1] - input_frames
+    starts = sorted({*range(0, last + 1, max(1, hop_frames)), last})
+    return torch.stack([mel[:, s:s + input_frames] for s in starts])
+
+
+def hop_frames(front_end: LogMel, input_frames: int, hop_seconds: float | None) -> int:
+    """Frames between prediction windows: `hop_seconds` (None: half a window)."""
+    if hop_seconds is None:
+        return input_frames // 2
+    return max(1, int(round(hop_seconds * front_end.sample_rate / front_end.hop_length)))
+
+
+def file_windows(path: Path | str, front_end: LogMel, input_frames: int, hop: int) -> tuple[Tensor, float]:
+    """One file of any length and rate as `(windows (windows, n_mels, input_frames), seconds)`.
+
+    Decoded to mono at the front end's rate (`load_audio`), turned into the training log-mel, cut
+    with `sliding_windows`. AudioReadError naming the file when it cannot be read.
+    """
+    audio = load_audio(path, front_end.sample_rate)
+    with torch.no_grad():
+        mel = front_end(audio)
+    return sliding_windows(mel, input_frames, hop), audio.numel() / front_end.sample_rate
+
+
+def one_item(items: list[dict]) -> dict:
+    """The collate function of loaders of one whole file per batch (files differ in length)."""
+    return items[0]
+
+
+class AudioFileWindows(Dataset):
+    """The user's files for predicting, each as its log-mel windows (`file_windows`), decoded when read.
+
+    An item is `{"windows", "seconds", "index"}`, or `{"index", "error"}` for a file that fails to
+    decode (the task reports it as skipped).
+
+    Args:
+        files: the audio (or `.npy`) files.
+        front_end: the training log-mel transform.
+        input_frames: frames of a window (the model's input).
+        hop: frames between windows.
+    """
+
+    def __init__(self, files: list[Path], front_end: LogMel, input_frames: int, hop: int) -> None:
+        self.files, self.front_end, self.input_frames, self.hop = files, front_end, input_frames, hop
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor | float | int | str]:
+        try:
+            windows, seconds = file_windows(self.files[index], self.front_end, self.input_frames, self.hop)
+        except AudioReadError as err:
+            return {"index": index, "error": str(err)}
+        return {"windows": windows, "seconds": seconds, "index": index}
+
+
 class TaggingDataModule(L.LightningDataModule):
     """Music tagging data: rendered compositions (default), MagnaTagATune, or a folder with a tag CSV.
 
@@ -109,6 +178,9 @@ class TaggingDataModule(L.LightningDataModule):
         num_workers: DataLoader worker processes.
         cache_dir: rendered audio, parsed scores and mel features (default `~/.cache/attn-suite/audio`).
         progress: progress bars while rendering and computing features.
+        predict_path: a file or folder of your own audio to tag (`attn predict --predict_path`; module
+            docstring); predicting needs only the checkpoint, not the training data.
+        predict_hop_seconds: seconds between the windows of a predicted file (None: half a window).
     """
 
     def __init__(
@@ -135,6 +207,8 @@ class TaggingDataModule(L.LightningDataModule):
         num_workers: int = 0,
         cache_dir: str | None = None,
         progress: bool = True,
+        predict_path: str | None = None,
+        predict_hop_seconds: float | None = None,
     ) -> None:
         super().__init__()
         if format in ("mtat", "folder") and not path:
@@ -157,6 +231,10 @@ class TaggingDataModule(L.LightningDataModule):
         self.datasets: dict[str, MelWindows] = {}
         self.skipped_files: list[Path] = []
         self.padded_clips = 0
+        self.predict_path, self.predict_hop_seconds = predict_path, predict_hop_seconds
+        self.predict_names: list[str] = []
+        self.predict_skipped = 0
+        self._checkpoint_tags: list[str] | None = None
 
     # ---- sizes known before setup -------------------------------------------------------------------
     @property
@@ -164,6 +242,8 @@ class TaggingDataModule(L.LightningDataModule):
         """Tag names, the columns of `labels` (known without `setup` except for a folder, whose CSV is read)."""
         if self.table is not None:
             return self.table.tags
+        if self._checkpoint_tags is not None:
+            return self._checkpoint_tags
         if self.format == "rendered":
             return list(RENDERED_TAGS)
         if self.format == "folder":
@@ -185,7 +265,7 @@ class TaggingDataModule(L.LightningDataModule):
 
     # ---- setup --------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
+        if self.datasets or stage == "predict":  # predicting reads the user's files only (predict_dataloader)
             return
         self.table = self.read_table()
         if self.table.missing:
@@ -275,6 +355,34 @@ class TaggingDataModule(L.LightningDataModule):
             "skipped_files": len(self.skipped_files), "missing_files": len(self.table.missing) if self.table else 0,
             "padded_clips": self.padded_clips,
         }
+
+    def state_dict(self) -> dict[str, list[str]]:
+        """The tag names (saved in every checkpoint), so predicting knows them without the training data."""
+        return {"tags": list(self.tags)}
+
+    def load_state_dict(self, state_dict: dict[str, list[str]]) -> None:
+        if state_dict.get("tags"):
+            self._checkpoint_tags = [str(t) for t in state_dict["tags"]]
+
+    def predict_dataloader(self) -> DataLoader:
+        """One item per file of `predict_path` (`AudioFileWindows`); files that cannot be read are skipped,
+        named on stderr and counted in `predict_skipped`."""
+        if not self.predict_path:
+            raise ValueError("TaggingDataModule: predict_path is not set; give a file or folder of audio "
+                             "(attn predict --predict_path PATH)")
+        root, files, errors = predict_inputs(self.predict_path)
+        for error in errors:
+            print(f"skipped {error}", file=sys.stderr)
+        self.predict_skipped = len(errors)
+        self.predict_names = [input_name(f, root) for f in files]
+        front = self.front_end()
+        dataset = AudioFileWindows(files, front, self.input_frames, hop_frames(front, self.input_frames, self.predict_hop_seconds))
+        return DataLoader(dataset, batch_size=1, collate_fn=one_item, num_workers=self.num_workers)
+
+    @property
+    def predict_window_batch(self) -> int:
+        """Windows per forward pass when predicting: those of one evaluation batch (`batch_size` x `eval_windows`)."""
+        return self.batch_size * max(1, self.eval_windows)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=len(self.train_set) > self.batch_size,

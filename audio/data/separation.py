@@ -18,6 +18,11 @@ so the rendered set and MUSDB18-HQ go through the same reader. Splits are compos
 Training draws random segments (`SegmentDataset`); with `remix` each source comes from its own
 random track and offset (Demucs' remixing), then random gains, sign flips and channel swaps are
 applied per source and the mixture is the sum of the augmented sources.
+
+Predicting (`predict_path`, `attn predict --predict_path`): a song or a folder of songs
+(`audio.data.io.predict_inputs`: wav, flac, ogg, mp3, mono or stereo, any rate, or a `.npy` array
+`(channels, samples)` at the model's rate), one whole song per item (`SongFiles`), decoded when
+read; the task separates it in segments (`audio.separate.separate_song`). No training data is read.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -38,7 +44,8 @@ import torchaudio.functional as AF
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from audio.data.datamodule import DEFAULT_CACHE
+from audio.data.datamodule import DEFAULT_CACHE, one_item
+from audio.data.io import AudioReadError, input_name, load_song, predict_inputs
 from audio.data.musdb import SOURCES, Track, read_musdb
 from audio.data.render import (
     GAIN_RANGE,
@@ -319,6 +326,37 @@ class TrackDataset(Dataset):
         return {"mixture": mixture, "sources": sources, "index": torch.tensor(index)}
 
 
+class SongFiles(Dataset):
+    """The user's songs for separating, decoded when read (`audio.data.io.load_song`).
+
+    An item is `{"mixture": (channels, length), "rate": Hz or None (a .npy array: the model's), "index"}`,
+    or `{"index", "error"}` for a song that fails to decode (the task reports it as skipped).
+
+    Args:
+        files: the audio (or `.npy`) files.
+    """
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor | int | str | None]:
+        try:
+            mixture, rate = load_song(self.files[index])
+        except AudioReadError as err:
+            return {"index": index, "error": str(err)}
+        return {"mixture": mixture, "rate": rate, "index": index}
+
+
+def song_folders(names: list[str]) -> list[str]:
+    """The output folder of each song: its name without the suffix, or with it where two songs would share one."""
+    plain = [str(Path(n).with_suffix("")) if Path(n).suffix else n for n in names]
+    shared = {p for p in plain if plain.count(p) > 1}
+    return [n if p in shared else p for n, p in zip(names, plain, strict=True)]
+
+
 class SeparationDataModule(L.LightningDataModule):
     """Four-source separation data: the rendered default or a MUSDB18-HQ-layout folder.
 
@@ -344,6 +382,8 @@ class SeparationDataModule(L.LightningDataModule):
         workers: rendering processes.
         progress: show the rendering progress bar.
         num_workers: DataLoader workers.
+        predict_path: a song or a folder of songs to separate (`attn predict --predict_path`; module
+            docstring); predicting needs only the checkpoint, not the training data.
     """
 
     def __init__(self, format: Literal["rendered", "musdb"] = "rendered", path: str | None = None, dataset: str | None = None,
@@ -351,7 +391,7 @@ class SeparationDataModule(L.LightningDataModule):
                  remix: bool = True, gain_min: float = 0.25, gain_max: float = 1.25, flip: bool = True, swap: bool = True,
                  eval_seconds: float | None = None, num_tracks: dict[str, int] | None = None, track_seconds: float = 8.0,
                  max_compositions: int | None = None, seed: int = 0, cache_dir: str | None = None, workers: int = 2,
-                 progress: bool = True, num_workers: int = 0) -> None:
+                 progress: bool = True, num_workers: int = 0, predict_path: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         if format == "musdb" and path is None:
@@ -361,9 +401,14 @@ class SeparationDataModule(L.LightningDataModule):
         self.dataset_name = dataset or ("rendered" if format == "rendered" else "MUSDB18-HQ")
         self.sources = list(SOURCES)
         self.layout = None
+        self.predict_path = predict_path
+        self.predict_names: list[str] = []
+        self.predict_folders: list[str] = []
+        self.predict_skipped = 0
 
     def prepare_data(self) -> None:
-        if self.format == "rendered":
+        predicting = self.trainer is not None and self.trainer.state.fn == "predict"
+        if self.format == "rendered" and not predicting:  # predicting reads the user's songs only
             self._rendered_root()
 
     def _rendered_root(self) -> Path:
@@ -372,7 +417,7 @@ class SeparationDataModule(L.LightningDataModule):
                                  cache_dir=h.cache_dir, workers=h.workers, progress=h.progress)
 
     def setup(self, stage: str | None = None) -> None:
-        if self.layout is not None:
+        if self.layout is not None or stage == "predict":
             return
         root = self._rendered_root() if self.format == "rendered" else Path(self.path)
         self.layout = read_musdb(root)
@@ -397,3 +442,17 @@ class SeparationDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return DataLoader(self.test_set, batch_size=1, num_workers=self.hparams.num_workers)
+
+    def predict_dataloader(self) -> DataLoader:
+        """One whole song per batch (`SongFiles`); files that cannot be read are skipped, named on stderr and
+        counted in `predict_skipped`."""
+        if not self.predict_path:
+            raise ValueError("SeparationDataModule: predict_path is not set; give a song or a folder of songs "
+                             "(attn predict --predict_path PATH)")
+        root, files, errors = predict_inputs(self.predict_path, max_channels=2)
+        for error in errors:
+            print(f"skipped {error}", file=sys.stderr)
+        self.predict_skipped = len(errors)
+        self.predict_names = [input_name(f, root) for f in files]
+        self.predict_folders = song_folders(self.predict_names)
+        return DataLoader(SongFiles(files), batch_size=1, collate_fn=one_item, num_workers=self.hparams.num_workers)

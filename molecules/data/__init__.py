@@ -15,7 +15,7 @@ from molecules.data.featurize import (
     featurize,
     featurize_many,
 )
-from molecules.data.reader import read_molecule_csv
+from molecules.data.reader import read_molecule_csv, read_smiles_file
 from molecules.data.splits import murcko_scaffold, random_split, scaffold_split
 
 __all__ = [
@@ -33,5 +33,6 @@ __all__ = [
     "murcko_scaffold",
     "random_split",
     "read_molecule_csv",
+    "read_smiles_file",
     "scaffold_split",
 ]

@@ -10,13 +10,22 @@ molecule is the dummy node):
     mask       (batch, nodes)                 bool    True for the dummy node and real atoms
     y          (batch, tasks)                 float   NaN-free targets (0 where missing)
     y_mask     (batch, tasks)                 bool    True where the label exists
+
+Molecules to predict on (`predict_path`, `attn predict`) are every row of a CSV with a SMILES
+column or every line of a text file of SMILES (`molecules.data.reader.read_smiles_file`), never
+split, featurized with the settings the model was trained with (kept in the checkpoint's
+DataModule state). Invalid SMILES are not predicted: they are counted in `predict_skipped`, named
+on stderr, and listed in `predict_table` (which the task writes out) with `valid` False and the
+`error`, so no input row is dropped silently.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
@@ -35,7 +44,7 @@ from molecules.data.featurize import (
     FeaturizeStats,
     featurize_many,
 )
-from molecules.data.reader import read_molecule_csv
+from molecules.data.reader import read_molecule_csv, read_smiles_file
 from molecules.data.splits import random_split, scaffold_split
 
 
@@ -142,11 +151,18 @@ class MoleculeDataModule(L.LightningDataModule):
     Invalid SMILES are skipped with a warning naming the row; their count is `skipped_rows`
     (logged to MLflow by the task). Featurization is cached on disk (see
     `molecules.data.featurize`). Regression targets are reported on their own scale; the task
-    standardizes them with `target_mean` / `target_std` of the training split.
+    standardizes them with `target_mean` / `target_std` of the training split. `split_protocol`
+    (after `setup`) says which split rule made the splits, of which file.
+
+    The featurization settings and the training targets' statistics are this DataModule's state
+    (`state_dict`, saved in every checkpoint), so molecules to predict on (`predict_path`, see the
+    module docstring) are featurized as the training ones were; `setup("predict")` with a
+    `predict_path` reads no training data.
 
     Args:
         path: the CSV; default the embedded ESOL (`molecules/data/ESOL.csv`).
-        dataset_name: names the MLflow experiment `molecules/property/<dataset_name>`.
+        dataset_name: names the MLflow experiment `molecules/property/<dataset_name>`; default the
+            file's stem (`ESOL` for the embedded file), so another file never runs under ESOL's name.
         smiles_column: column holding SMILES.
         target_columns: one or more target columns (missing labels allowed: NaN/empty).
         task_type: `regression` or `classification` (binary labels, one per target column).
@@ -161,12 +177,14 @@ class MoleculeDataModule(L.LightningDataModule):
         precompute: featurize every molecule in `setup` (in `featurize_workers` processes); False
             featurizes each molecule when a batch first needs it (through the same cache), which
             keeps short runs (`fast_dev_run`, smoke tests) from embedding thousands of conformers.
+        predict_path: molecules to predict on with `attn predict`: a `.csv` with a SMILES column
+            (`smiles_column`, else one named `smiles`) or a text file of SMILES, one per line.
     """
 
     def __init__(
         self,
         path: str | None = None,
-        dataset_name: str = "ESOL",
+        dataset_name: str | None = None,
         smiles_column: str = "smiles",
         target_columns: list[str] | None = None,
         task_type: Literal["regression", "classification"] = "regression",
@@ -179,10 +197,11 @@ class MoleculeDataModule(L.LightningDataModule):
         conformer_seed: int = 42,
         num_workers: int = 0,
         precompute: bool = True,
+        predict_path: str | None = None,
     ) -> None:
         super().__init__()
         self.path = Path(path) if path else EMBEDDED_ESOL
-        self.dataset_name = dataset_name
+        self.dataset_name = dataset_name or self.path.stem
         self.smiles_column = smiles_column
         self.target_columns = list(target_columns) if target_columns else [ESOL_TARGET]
         self.task_type = task_type
@@ -205,10 +224,15 @@ class MoleculeDataModule(L.LightningDataModule):
         self.train_set: MoleculeDataset | None = None
         self.val_set: MoleculeDataset | None = None
         self.test_set: MoleculeDataset | None = None
+        self.split_protocol = ""
+        self.predict_path = predict_path
+        self.trained_settings: FeaturizerSettings | None = None  # from the checkpoint (`load_state_dict`)
+        self.predict_table: dict[str, list] = {}
+        self.predict_skipped = 0
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+        if self.train_set is not None or (stage == "predict" and self.predict_path is not None):
+            return  # molecules to predict on are read in `predict_dataloader`, after the checkpoint's state
         smiles, targets = read_molecule_csv(self.path, self.smiles_column, self.target_columns)
         if self.task_type == "classification":
             labels = targets[~np.isnan(targets)]
@@ -242,6 +266,10 @@ class MoleculeDataModule(L.LightningDataModule):
             parts = scaffold_split(smiles, self.split_sizes, self.seed)
         else:
             parts = random_split(len(smiles), self.split_sizes, self.seed)
+        rule = "balanced Bemis-Murcko scaffold" if self.split == "scaffold" else "random"
+        name = "the embedded ESOL.csv" if self.path == EMBEDDED_ESOL else self.path.name
+        self.split_protocol = (f"seeded: {rule} {'/'.join(f'{f:g}' for f in self.split_sizes)} split of {name} "
+                               f"({len(smiles)} usable molecules), seed {self.seed}")
         self.split_smiles = [[smiles[i] for i in part] for part in parts]
         self.split_targets = [targets[part] for part in parts]
         self.train_set, self.val_set, self.test_set = (
@@ -268,7 +296,54 @@ class MoleculeDataModule(L.LightningDataModule):
         return self._eval_loader(self.test_set)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.test_set)
+        """Every molecule of `predict_path` (invalid ones left out and reported), else the test split."""
+        if self.predict_path is None:
+            return self._eval_loader(self.test_set)
+        return self._eval_loader(self.read_predict_molecules())
+
+    def read_predict_molecules(self) -> MoleculeDataset:
+        """The valid molecules of `predict_path`, featurized with the training settings; fills `predict_table`."""
+        path = Path(str(self.predict_path))
+        positions, smiles = read_smiles_file(path, self.smiles_column)
+        if not smiles:
+            raise ValueError(f"{path}: no molecule in it; give a CSV with a SMILES column or one SMILES per line")
+        items, _ = featurize_many(smiles, settings=self.trained_settings or self.settings, cache_dir=self.cache_dir,
+                                  workers=self.featurize_workers, progress=False)
+        errors = ["" if item is not None else ("empty SMILES" if not s else "invalid SMILES: RDKit cannot parse it")
+                  for s, item in zip(smiles, items, strict=True)]
+        self.predict_table = {"index": positions, "smiles": smiles, "valid": [not e for e in errors], "error": errors}
+        bad = [f"{where} {s!r}" for where, s, e in zip(positions, smiles, errors, strict=True) if e]
+        self.predict_skipped = len(bad)
+        if len(bad) == len(smiles):
+            raise ValueError(f"{path}: none of its {len(smiles)} SMILES is valid (first: {bad[0]}); give SMILES that "
+                             "RDKit parses, in the column named by --data.init_args.smiles_column")
+        if bad:
+            unit = "row" if path.suffix.lower() == ".csv" else "line"
+            named = ", ".join(bad[:10]) + (", ..." if len(bad) > 10 else "")
+            print(f"{path}: {len(bad)} invalid SMILES not predicted ({unit}s from 0: {named}); listed in the output "
+                  "with valid=False", file=sys.stderr)
+        kept = [item for item in items if item is not None]
+        return MoleculeDataset([s for s, e in zip(smiles, errors, strict=True) if not e],
+                               np.full((len(kept), self.num_tasks), np.nan, dtype=np.float32), kept,
+                               settings=self.trained_settings or self.settings, cache_dir=self.cache_dir)
+
+    # ---- checkpoint state: what predicting on new molecules needs from training ----------------------
+    def state_dict(self) -> dict:
+        """Featurization settings, target columns and statistics (plain data: `weights_only` loading)."""
+        return {"featurizer": asdict(self.settings), "smiles_column": self.smiles_column,
+                "target_columns": list(self.target_columns), "task_type": self.task_type,
+                "target_mean": self.target_mean, "target_std": self.target_std}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "featurizer" in state_dict:
+            settings = dict(state_dict["featurizer"])
+            version, current = settings.pop("version", FeaturizerSettings.version), FeaturizerSettings.version
+            if version != current:  # the feature definitions changed since: the model would see other features
+                raise ValueError(f"the checkpoint's model was trained on featurization version {version}, this code "
+                                 f"computes version {current} (molecules/data/featurize.py); use the code it was trained with")
+            self.trained_settings = FeaturizerSettings(**settings)
+        if self.target_mean is None and state_dict.get("target_mean") is not None:
+            self.target_mean, self.target_std = list(state_dict["target_mean"]), list(state_dict["target_std"])
 
     def _eval_loader(self, dataset: MoleculeDataset) -> DataLoader:
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, collate_fn=collate_molecules,

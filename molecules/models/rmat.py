@@ -21,6 +21,14 @@ themselves, so `z` is formed from those weights with einsums here (the functiona
 `attention()` returns only the weighted sum of v). With `relative=False` the layer is plain
 multi-head attention over the same atoms through `core.attention.attention()` (the ablation).
 
+So the relative layers always run the `math` softmax, whatever `kernel` says: the value term
+`sum_j p_ij b^V_ij` pools per-pair vectors (b^V_ij differs for every i), which no kernel of
+`attention()` returns, and computing it there would mean expanding the keys and values per query
+row, i.e. building the `(batch, n, n, dim)` tensors this layer avoids. `kernel` drives the
+self-attentive pooling (and the ablation's plain attention). The model's `kernel` attribute, which
+becomes the MLflow tag `kernel`, says that: `math+<kernel>` for relative attention (`math` when
+`kernel="math"`), `<kernel>` for the ablation.
+
 The encoder embeds each atom linearly (no activation, as in MAT and the official code), then
 stacks pre-LayerNorm residual blocks (attention, then a LeakyReLU feed-forward) as MAT does; the
 readout is GROVER's self-attentive pooling (Li et al. 2020) used by R-MAT, a set of learned
@@ -243,7 +251,9 @@ class RMAT(nn.Module):
         pool_hidden: self-attentive pooling projection width (GROVER: 128).
         pool_heads: pooled vectors (GROVER: 4).
         head_hidden: hidden width of the prediction MLP (0 = one linear layer).
-        kernel: attention kernel of the plain attention path and the pooling.
+        kernel: attention kernel of the plain attention path and the pooling; the relative layers
+            always use explicit `math` weights (module docstring), so the `kernel` attribute (the
+            MLflow tag) is `math+<kernel>` with `relative=True` (`math` for `kernel="math"`).
         relative_form: `"paper"` (default) or `"official"`: which key and u terms the relative
             logits use (see the module docstring).
     """
@@ -271,7 +281,9 @@ class RMAT(nn.Module):
         relative_form: Literal["paper", "official"] = "paper",
     ) -> None:
         super().__init__()
-        self.relative, self.kernel = relative, "math" if relative else kernel
+        # the kernels that run (module docstring): the relative layers' explicit math softmax, then the pooling's
+        self.relative = relative
+        self.kernel = kernel if not relative else ("math" if kernel == "math" else f"math+{kernel}")
         self.embed = nn.Sequential(nn.Linear(atom_dim, dim), nn.Dropout(dropout))
         self.rbf = BesselRBF(num_radial, cutoff, envelope_exponent)
         relative_dim = pair_dim + num_radial

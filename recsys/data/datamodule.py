@@ -4,12 +4,21 @@ Public CTR benchmarks ship predefined splits: FuxiCTR's `train.csv` / `valid.csv
 `frappe.train.libfm` / `frappe.validation.libfm` / `frappe.test.libfm`. A folder `path` is read as
 such a split (`find_split_files`), used as given; a single file is split at random with `seed`.
 `split_protocol` says which, in the log, the benchmark table and its MLflow rows.
+
+Rows to score (`predict_path`, `attn predict`) are read in the training format without a label (or
+with one, ignored), mapped with the checkpoint's vocabularies and numeric statistics
+(`preprocessor_from`, which `attn predict` sets to its `--ckpt_path`, so the training data is not
+needed): values outside the training vocabulary go to the OOV bucket (counted on stderr), rows that
+do not parse (a line pandas cannot split, a numeric cell that is no number) are skipped, counted in
+`predict_skipped` and named on stderr, and a column the model was trained on that the file lacks is
+an error naming it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -49,6 +58,14 @@ class ClickTensors(Dataset):
         index = torch.as_tensor(rows, dtype=torch.long)
         return {name: t[index] for name, t in self.tensors.items()}
 
+    # a DataLoader with a `batch_sampler` hands the whole batch's ids here (the predict loader)
+    __getitems__ = __getitem__
+
+
+def _as_is(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The collate function of a batch `ClickTensors` already built."""
+    return batch
+
 
 class CTRDataModule(L.LightningDataModule):
     """Click-log rows, split, with vocabularies and numeric transforms fitted on the train split.
@@ -59,14 +76,17 @@ class CTRDataModule(L.LightningDataModule):
     fraction `split[1] / (split[0] + split[1])`). `split_protocol` (after `setup`) says which.
     The fitted `Preprocessor` is this DataModule's state: Lightning stores it in every checkpoint
     (key `CTRDataModule`), and `preprocessor_from=<checkpoint>` reuses a training run's vocabulary
-    for new rows (`predict_path`).
+    for new rows (`predict_path`, see the module docstring): with both, `setup("predict")` reads no
+    training data. After reading them, `predict_rows` holds each scored row's position among the
+    file's data rows, `predict_ids` its `id` column (when the file has one), `predict_skipped` the
+    count of rows skipped.
 
     Args:
         format: `synthetic` (the embedded generator, `recsys.data.synthetic`) or a file format:
             `criteo`, `avazu`, `movielens`, `libfm`, `csv` (see `recsys.data.readers`).
         path: the file, a folder of split files (`train` / `valid`, `validation` or `val` / `test` in
             the names, e.g. FuxiCTR's `train.csv`, NFM's `frappe.train.libfm`), or a MovieLens-1M
-            folder; not used with `synthetic`.
+            folder; refused with `synthetic` (which reads no file: give the file's format).
         dataset_name: MLflow experiment `recsys/ctr/<dataset_name>`; default `synthetic` or the file stem.
         label: label column (default: the format's).
         categorical, numeric: feature columns (default: the format's schema).
@@ -84,7 +104,8 @@ class CTRDataModule(L.LightningDataModule):
         synthetic_rows: rows drawn from the generator.
         synthetic_strength: weight of the planted 3-way interaction.
         preprocessor_from: a checkpoint whose fitted preprocessing is used instead of fitting on train.
-        predict_path: rows to score with `attn predict` (same format; the label may be absent).
+        predict_path: rows to score with `attn predict`: a file in the training format, the label
+            column absent or ignored (module docstring); scored in `predict_dataloader`.
         batch_size: training batch size.
         eval_batch_size: validation / test / predict batch size (default 4 x `batch_size`).
         seed: split and shuffling seed (and the generator's).
@@ -118,6 +139,11 @@ class CTRDataModule(L.LightningDataModule):
         super().__init__()
         if format != "synthetic" and path is None:
             raise ValueError(f"CTRDataModule: format {format!r} needs a path")
+        if format == "synthetic" and path is not None:  # the generator would run and be logged as `synthetic`
+            raise ValueError(
+                f"CTRDataModule: path={path!r} is given but format is 'synthetic' (the embedded generator reads no "
+                "file); add --data.init_args.format=csv (or criteo, avazu, movielens, libfm) to read it"
+            )
         if len(split) != 3 or min(split) <= 0 or abs(sum(split) - 1.0) > 1e-6:
             raise ValueError(f"CTRDataModule: split must be three positive fractions summing to 1; got {split}")
         self.format, self.path = format, path
@@ -136,6 +162,9 @@ class CTRDataModule(L.LightningDataModule):
         self.skipped_lines = 0
         self.split_protocol = ""
         self.libfm_read: str | None = None  # the libFM layout the train file was read with
+        self.predict_rows: list[int] = []
+        self.predict_ids: list[str] | None = None
+        self.predict_skipped = 0
 
     # ---- reading and preprocessing (all I/O happens in setup) ------------------------------------
     @property
@@ -206,7 +235,10 @@ class CTRDataModule(L.LightningDataModule):
         return {s: frames[s] for s in SPLITS}, schema
 
     def setup(self, stage: str | None = None) -> None:
-        if not self.frames:
+        scoring = stage == "predict" and self.predict_path is not None
+        if scoring and self.preprocessor is None and self.preprocessor_from is not None:
+            self.preprocessor = load_preprocessor(self.preprocessor_from)  # no training data needed
+        if not self.frames and not (scoring and self.preprocessor is not None):
             self.frames, schema = self.read_splits()
             if self.preprocessor is None:
                 if self.preprocessor_from is not None:
@@ -214,15 +246,53 @@ class CTRDataModule(L.LightningDataModule):
                 else:
                     self.preprocessor = Preprocessor(schema).fit(self.frames["train"], f"{self.source} (train split)")
             self._transform()
-        if stage == "predict" and self.predict_path is not None and "predict" not in self.datasets:
-            schema = self.preprocessor.schema
-            layout = self.libfm_layout if self.libfm_layout != "auto" else libfm_layout_of(schema)
-            clicks = read_click_log(
-                self.predict_path, self.format if self.format != "synthetic" else "csv", label=schema.label,
-                rating_threshold=self.rating_threshold, max_bad_fraction=self.max_bad_fraction, require_label=False,
-                libfm_layout=layout,
+        if scoring and "predict" not in self.datasets:
+            self.datasets["predict"] = self.read_predict_rows()
+
+    def read_predict_rows(self) -> ClickTensors:
+        """The rows of `predict_path`, mapped with the fitted preprocessing (module docstring)."""
+        if self.preprocessor is None:
+            raise RuntimeError("CTRDataModule: no fitted preprocessing to score rows with (give preprocessor_from=CKPT)")
+        path, schema = str(self.predict_path), self.preprocessor.schema
+        fmt = self.format if self.format != "synthetic" else "csv"
+        layout = self.libfm_layout if self.libfm_layout != "auto" else libfm_layout_of(schema)
+        clicks = read_click_log(
+            path, fmt, label=schema.label, rating_threshold=self.rating_threshold, max_bad_fraction=1.0,
+            require_label=False, libfm_layout=layout,
+        )
+        frame, rows = clicks.frame, clicks.rows if clicks.rows is not None else np.arange(len(clicks.frame))
+        total = max(clicks.total_lines, int(rows.max()) + 1 if len(rows) else 0)
+        if len(frame) == 0:
+            raise ValueError(f"{path}: no row to score could be read ({total} line(s)); give rows in the {fmt} "
+                             "format the model was trained on (recsys/README.md, Predict on your own data)")
+        missing = [c for c in schema.columns if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"{path}: column(s) {missing} the model was trained on are missing; found {list(frame.columns)}; "
+                "add them (empty cells are fine: they map to the OOV bucket or the training median)"
             )
-            self.datasets["predict"] = ClickTensors(self.preprocessor.transform(clicks.frame, self.predict_path))
+        # numeric cells that are no number (the reader checks only its format's own numeric columns)
+        garbled = np.zeros(len(frame), dtype=bool)
+        for name in schema.numeric:
+            cells = frame[name]
+            garbled |= (cells.notna() & pd.to_numeric(cells, errors="coerce").isna()).to_numpy()
+        frame, rows = frame[~garbled].reset_index(drop=True), rows[~garbled]
+        if len(frame) == 0:
+            raise ValueError(f"{path}: no row to score: every row has a numeric column ({schema.numeric}) that is no number")
+        skipped = np.setdiff1d(np.arange(total), rows)
+        self.predict_skipped = len(skipped)
+        if len(skipped):
+            named = ", ".join(str(r) for r in skipped[:10].tolist()) + (", ..." if len(skipped) > 10 else "")
+            print(f"{path}: {len(skipped)} row(s) skipped as unparseable (rows {named}; counted from 0, header excluded); "
+                  f"{len(frame)} scored", file=sys.stderr)
+        unseen = self.preprocessor.out_of_vocabulary(frame)
+        if unseen:
+            listed = ", ".join(f"{column}: {n}" for column, n in unseen.items())
+            print(f"{path}: {sum(unseen.values())} value(s) not in the training vocabulary mapped to the OOV bucket "
+                  f"({listed})", file=sys.stderr)
+        self.predict_rows = rows.tolist()
+        self.predict_ids = frame["id"].astype(str).tolist() if "id" in frame.columns else None
+        return ClickTensors(self.preprocessor.transform(frame.drop(columns=[schema.label], errors="ignore"), path))
 
     def _transform(self) -> None:
         assert self.preprocessor is not None
@@ -254,8 +324,10 @@ class CTRDataModule(L.LightningDataModule):
         restored = Preprocessor.from_state_dict(state_dict["preprocessor"])
         changed = self.preprocessor is None or restored.state_dict() != self.preprocessor.state_dict()
         self.preprocessor = restored
-        if changed and self.frames:
-            self._transform()
+        if changed:
+            self.datasets.pop("predict", None)  # read again, with the checkpoint's vocabularies
+            if self.frames:
+                self._transform()
 
     # ---- loaders -----------------------------------------------------------------------------------
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
@@ -279,7 +351,18 @@ class CTRDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict" if self.predict_path else "test", shuffle=False)
+        """The rows of `predict_path` (read here if the checkpoint's state replaced the preprocessing), else the test split.
+
+        Batches come from a `batch_sampler`, so that Lightning's prediction writer knows each batch's rows.
+        """
+        split = "predict" if self.predict_path else "test"
+        if split == "predict" and split not in self.datasets:
+            self.datasets[split] = self.read_predict_rows()
+        if split not in self.datasets:
+            raise RuntimeError(f"CTRDataModule: no {split} data (call setup())")
+        dataset = self.datasets[split]
+        batches = BatchSampler(SequentialSampler(dataset), self.eval_batch_size, drop_last=False)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=_as_is)
 
 
 def split_frame(

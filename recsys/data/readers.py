@@ -29,6 +29,13 @@
 
 Unparseable lines (wrong field count, a non-numeric number, a missing or non-numeric label) are
 skipped and counted; above `max_bad_fraction` of the lines the reader raises naming the file.
+
+Rows to score (`require_label=False`, what `attn predict` reads) come in the training format with
+the label column absent, or present and ignored: a Criteo TSV line may have 39 fields (no label),
+a Criteo CSV header may start with any Criteo column, a MovieLens file needs no `rating`, and a
+libFM line may start with its first `index:value` token. `ClickLog.rows` then gives each kept row's
+position among the file's data rows (0-based, blank lines not counted), so skipped rows can be
+named and predictions matched back to the input.
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ class ClickLog:
     bad_lines: int = 0
     total_lines: int = 0
     layout: str | None = None
+    rows: np.ndarray | None = None  # rows to score only: each frame row's position among the file's data rows
 
 
 def read_click_log(
@@ -76,22 +84,24 @@ def read_click_log(
 ) -> ClickLog:
     """Read `path` in `format`; `label` overrides the format's label column (for `csv`).
 
-    `require_label=False` reads rows to score (the label column may be absent). `libfm_layout`
-    says how `libfm` tokens become fields (see the module docstring).
+    `require_label=False` reads rows to score: the label column may be absent and is ignored when
+    present, and the result's `rows` numbers the kept rows (module docstring). `libfm_layout` says
+    how `libfm` tokens become fields (see the module docstring).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder (format {format!r})")
+    scoring = not require_label
     if format == "criteo":
-        result = _read_criteo(path)
+        result = _read_criteo(path, scoring)
     elif format == "avazu":
-        result = _read_avazu(path)
+        result = _read_avazu(path, scoring)
     elif format == "movielens":
-        result = _read_movielens(path, rating_threshold)
+        result = _read_movielens(path, rating_threshold, scoring)
     elif format == "libfm":
-        result = _read_libfm(path, libfm_layout, max_bad_fraction)
+        result = _read_libfm(path, libfm_layout, max_bad_fraction, scoring)
     elif format == "csv":
-        result = _read_csv(path, label or "label")
+        result = _read_csv(path, label or "label", scoring)
     else:
         raise ValueError(f"{path}: unknown format {format!r}; choose one of {FORMATS[1:]}")
     if label is not None and format != "csv":
@@ -99,39 +109,61 @@ def read_click_log(
     return _drop_bad_rows(result, path, max_bad_fraction, require_label)
 
 
+# the cells of a line that pandas cannot split (rows to score): it keeps the line's place, then is dropped
+_BAD_LINE = "\x00unparseable line\x00"
+
+
 class _BadLines:
-    """Counts the lines pandas' python engine cannot split into the expected number of fields."""
+    """Counts the lines pandas' python engine cannot split into the expected number of fields.
 
-    def __init__(self) -> None:
-        self.count = 0
+    With `width` (rows to score) each such line stays as a row of `_BAD_LINE` cells, so that the
+    rows after it keep their positions; `_drop_bad_rows` drops and counts it.
+    """
 
-    def __call__(self, line: list[str]) -> None:
+    def __init__(self, width: int | None = None) -> None:
+        self.count, self.width = 0, width
+
+    def __call__(self, line: list[str]) -> list[str] | None:
+        if self.width is not None:
+            return [_BAD_LINE] * self.width
         self.count += 1
         return None
 
 
-def _read_table(path: Path, sep: str, header: int | None, names: list[str] | None) -> tuple[pd.DataFrame, int]:
-    bad = _BadLines()
-    frame = pd.read_csv(
-        path, sep=sep, header=header, names=names, dtype=str, engine="python", on_bad_lines=bad,
-        skip_blank_lines=True,
-    )
+def _read_table(
+    path: Path, sep: str, header: int | None, names: list[str] | None, scoring: bool = False,
+) -> tuple[pd.DataFrame, int]:
+    try:
+        width = None
+        if scoring:
+            width = len(names) if names is not None else len(pd.read_csv(path, sep=sep, nrows=0, engine="python").columns)
+        bad = _BadLines(width)
+        frame = pd.read_csv(
+            path, sep=sep, header=header, names=names, dtype=str, engine="python", on_bad_lines=bad,
+            skip_blank_lines=True,
+        )
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        kind = "tab-separated" if sep == "\t" else "comma-separated"
+        raise ValueError(f"{path}: not a readable {kind} file ({type(err).__name__}: {str(err).strip()[:120]}); "
+                         "give the rows as text in the format the data was read in") from None
     return frame, bad.count
 
 
-def _read_criteo(path: Path) -> ClickLog:
+def _read_criteo(path: Path, scoring: bool = False) -> ClickLog:
     with open(path, encoding="utf-8", errors="replace") as f:
         first = f.readline()
-    if first.startswith("label"):  # the CSV-with-header sample
-        frame, bad = _read_table(path, ",", 0, None)
+    if first.split(",")[0].strip() in CRITEO_COLUMNS:  # a CSV with header (the sample: `label,I1,...`)
+        frame, bad = _read_table(path, ",", 0, None, scoring)
+    elif scoring and first.rstrip("\r\n").count("\t") == len(CRITEO_COLUMNS) - 2:  # the TSV without its label
+        frame, bad = _read_table(path, "\t", None, CRITEO_COLUMNS[1:], scoring)
     else:  # the released TSV: no header
-        frame, bad = _read_table(path, "\t", None, CRITEO_COLUMNS)
+        frame, bad = _read_table(path, "\t", None, CRITEO_COLUMNS, scoring)
     schema = FeatureSchema(label="label", categorical=list(CRITEO_CATEGORICAL), numeric=list(CRITEO_NUMERIC))
     return ClickLog(frame, schema, bad, len(frame) + bad)
 
 
-def _read_avazu(path: Path) -> ClickLog:
-    frame, bad = _read_table(path, ",", 0, None)
+def _read_avazu(path: Path, scoring: bool = False) -> ClickLog:
+    frame, bad = _read_table(path, ",", 0, None, scoring)
     if "hour" in frame.columns:
         stamp = pd.to_datetime(frame["hour"], format="%y%m%d%H", errors="coerce")
         frame["hour_of_day"] = stamp.dt.hour.astype("Int64").astype(str).replace("<NA>", np.nan)
@@ -141,17 +173,18 @@ def _read_avazu(path: Path) -> ClickLog:
     return ClickLog(frame, FeatureSchema(label="click", categorical=categorical), bad, len(frame) + bad)
 
 
-def _read_movielens(path: Path, threshold: float) -> ClickLog:
+def _read_movielens(path: Path, threshold: float, scoring: bool = False) -> ClickLog:
     if path.is_dir():
         frame, bad = _read_movielens_folder(path)
     else:
-        frame, bad = _read_table(path, ",", 0, None)
+        frame, bad = _read_table(path, ",", 0, None, scoring)
         if "item_id" in frame.columns and "movie_id" not in frame.columns:
             frame = frame.rename(columns={"item_id": "movie_id"})
-    if "rating" not in frame.columns:
+    if "rating" not in frame.columns and not scoring:
         raise ValueError(f"{path}: MovieLens needs a 'rating' column; found {list(frame.columns)}")
-    rating = pd.to_numeric(frame["rating"], errors="coerce")
-    frame["label"] = np.where(rating.isna(), None, (rating >= threshold).astype(int).astype(str))
+    if "rating" in frame.columns:
+        rating = pd.to_numeric(frame["rating"], errors="coerce")
+        frame["label"] = np.where(rating.isna(), None, (rating >= threshold).astype(int).astype(str))
     categorical = [c for c in MOVIELENS_CATEGORICAL if c in frame.columns]
     multi = {"genres": "|"} if "genres" in frame.columns else {}
     return ClickLog(frame, FeatureSchema(label="label", categorical=categorical, multi_valued=multi), bad, len(frame) + bad)
@@ -171,10 +204,18 @@ def _read_movielens_folder(path: Path) -> tuple[pd.DataFrame, int]:
     return frame, 0
 
 
-def _read_libfm(path: Path, layout: LibfmLayout, max_bad_fraction: float) -> ClickLog:
+def _read_libfm(path: Path, layout: LibfmLayout, max_bad_fraction: float, scoring: bool = False) -> ClickLog:
     if layout not in ("auto", "positional", "bag", "fields"):
         raise ValueError(f"{path}: unknown libfm_layout {layout!r}; choose auto, positional, bag or fields")
-    lines = _LibfmLines.parse(path)
+    lines = _LibfmLines.parse(path, scoring)
+    result = _libfm_layout(path, lines, layout, max_bad_fraction)
+    if scoring:  # the kept lines' places among the file's lines (a layout keeps a subset, in order)
+        result.rows = np.frombuffer(lines.rows, dtype=np.int64)[result.rows]
+    return result
+
+
+def _libfm_layout(path: Path, lines: _LibfmLines, layout: LibfmLayout, max_bad_fraction: float) -> ClickLog:
+    """The parsed lines as fields of `layout`; the result's `rows` indexes the parsed lines it kept."""
     arity = np.frombuffer(lines.arity, dtype=np.int8)
     libffm = int((arity == 3).sum()) > int((arity == 2).sum()) if layout == "auto" else layout == "fields"
     keep = arity != (2 if libffm else 3)  # lines of the other kind are unparseable
@@ -187,7 +228,9 @@ def _read_libfm(path: Path, layout: LibfmLayout, max_bad_fraction: float) -> Cli
     labels = np.asarray(lines.labels, dtype=object)
     if libffm:
         fields = np.frombuffer(lines.fields, dtype=np.int64)
-        return _libffm_fields(labels, keep, row, fields, indices, bad, total)
+        result = _libffm_fields(labels, keep, row, fields, indices, bad, total)
+        result.rows = np.flatnonzero(keep)
+        return result
     width = int(np.bincount(lengths[keep]).argmax()) if keep.any() else 0
     conform = keep & (lengths == width)
     if layout == "auto":
@@ -197,9 +240,13 @@ def _read_libfm(path: Path, layout: LibfmLayout, max_bad_fraction: float) -> Cli
     if layout == "positional":
         if width == 0:
             raise ValueError(f"{path}: no libFM index:value tokens to read by position")
-        return _libfm_positional(path, labels[conform], indices[conform[row]].reshape(-1, width),
-                                 bad + int((keep & ~conform).sum()), total)
-    return _libfm_bag(path, labels, keep, lengths, indices, values, bad, total)
+        result = _libfm_positional(path, labels[conform], indices[conform[row]].reshape(-1, width),
+                                   bad + int((keep & ~conform).sum()), total)
+        result.rows = np.flatnonzero(conform)
+        return result
+    result = _libfm_bag(path, labels, keep, lengths, indices, values, bad, total)
+    result.rows = np.flatnonzero(keep)
+    return result
 
 
 @dataclass
@@ -212,21 +259,28 @@ class _LibfmLines:
     fields: array  # per kept token: the libFFM field (-1 for libFM)
     indices: array  # per kept token
     values: array  # per kept token
+    rows: array  # per parsed line: its place among the file's non-blank lines
     bad: int = 0
 
     @classmethod
-    def parse(cls, path: Path) -> _LibfmLines:
-        out = cls([], array("b"), array("q"), array("q"), array("q"), array("d"))
+    def parse(cls, path: Path, scoring: bool = False) -> _LibfmLines:
+        """The lines of `path`; `scoring`: a line may lack its label (it starts with a token)."""
+        out = cls([], array("b"), array("q"), array("q"), array("q"), array("d"), array("q"))
+        number = -1
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
                 parts = line.split()
                 if not parts:
                     continue
+                number += 1
+                if scoring and ":" in parts[0]:
+                    parts = ["0", *parts]  # no label: a placeholder, ignored for rows to score
                 parsed = _parse_libfm_line(parts)
                 if parsed is None:
                     out.bad += 1
                     continue
                 label, arity, tokens = parsed
+                out.rows.append(number)
                 out.labels.append(label)
                 out.arity.append(arity)
                 out.lengths.append(len(tokens))
@@ -327,18 +381,22 @@ def libfm_layout_of(schema: FeatureSchema) -> LibfmLayout:
     return "fields"
 
 
-def _read_csv(path: Path, label: str) -> ClickLog:
-    frame, bad = _read_table(path, ",", 0, None)
+def _read_csv(path: Path, label: str, scoring: bool = False) -> ClickLog:
+    frame, bad = _read_table(path, ",", 0, None, scoring)
     return ClickLog(frame, FeatureSchema(label=label, categorical=[c for c in frame.columns if c != label]), bad, len(frame) + bad)
 
 
 def _drop_bad_rows(result: ClickLog, path: Path, max_bad_fraction: float, require_label: bool = True) -> ClickLog:
-    """Skip rows whose label is missing / not a number or whose numeric cells do not parse."""
+    """Skip rows whose label is missing / not a number or whose numeric cells do not parse.
+
+    Rows to score (`require_label=False`): the label is not checked, lines pandas could not split
+    (`_BAD_LINE` rows) are dropped here, and `rows` keeps the positions of the rows that stay.
+    """
     frame, schema = result.frame, result.schema
-    if schema.label not in frame.columns:
-        if require_label:
-            raise ValueError(f"{path}: label column '{schema.label}' missing; found {list(frame.columns)}")
-        bad = pd.Series(False, index=frame.index)
+    if not require_label:
+        bad = (frame.astype(object) == _BAD_LINE).any(axis=1) if len(frame.columns) else pd.Series(False, index=frame.index)
+    elif schema.label not in frame.columns:
+        raise ValueError(f"{path}: label column '{schema.label}' missing; found {list(frame.columns)}")
     else:
         bad = pd.to_numeric(frame[schema.label], errors="coerce").isna()
     for name in schema.numeric:
@@ -356,4 +414,8 @@ def _drop_bad_rows(result: ClickLog, path: Path, max_bad_fraction: float, requir
             f"{path}: {skipped} of {total} lines unparseable ({100 * skipped / total:.1f}% > "
             f"max_bad_fraction {100 * max_bad_fraction:.1f}%){where}"
         )
-    return ClickLog(frame[~bad].reset_index(drop=True), schema, skipped, result.total_lines, result.layout)
+    rows = None
+    if not require_label:
+        positions = result.rows if result.rows is not None else np.arange(len(frame))
+        rows = np.asarray(positions, dtype=np.int64)[~bad.to_numpy()]
+    return ClickLog(frame[~bad].reset_index(drop=True), schema, skipped, result.total_lines, result.layout, rows)

@@ -208,6 +208,20 @@ class Preprocessor:
             out["label"] = torch.from_numpy(check_binary_labels(frame[s.label], source))
         return out
 
+    def out_of_vocabulary(self, frame: pd.DataFrame) -> dict[str, int]:
+        """Per categorical or multi-valued column of `frame`, the values (tokens) present but not in the
+        training vocabulary (unseen in train, or rarer than `min_count`): `transform` maps them to OOV."""
+        self._check_fitted()
+        counts: dict[str, int] = {}
+        for name in self.schema.categorical:
+            values = _clean(frame[name]).dropna()
+            counts[name] = int((~values.isin(set(self.vocab[name]))).sum())
+        for name, sep in self.schema.multi_valued.items():
+            vocab, kept = self.multi_vocab[name], self.schema.max_values  # as `transform`: the first max_values tokens
+            cells = _clean(frame[name]).dropna().tolist()
+            counts[name] = sum(tok not in vocab for cell in cells for tok in [t for t in cell.split(sep) if t][:kept])
+        return {name: n for name, n in counts.items() if n}
+
     # ---- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """Plain-data state: the schema, the vocabularies and the numeric statistics."""

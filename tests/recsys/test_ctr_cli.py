@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -46,10 +47,8 @@ def test_cli_trains_hiformer_tests_it_and_predicts_with_the_training_vocabulary(
     csv = tmp_path / "new.csv"
     new_rows.drop(columns=["label"]).to_csv(csv, index=False)
     assert pre.transform(new_rows)["categorical"][0, 3] == 0
-    main([
-        "predict", "--config", config, f"--ckpt_path={last}", "--data.init_args.synthetic_rows=3000",
-        f"--data.init_args.preprocessor_from={last}", f"--data.init_args.predict_path={csv}", *FAST,
-    ])
+    main(["predict", f"--ckpt_path={last}", f"--predict_path={csv}", "--output", str(tmp_path / "scored"), *FAST])
+    assert len(pd.read_csv(tmp_path / "scored" / "predictions.csv")) == 50
 
 
 def test_bench_rows_claims_and_mlflow_table(store, tmp_path):

@@ -2,7 +2,8 @@
 
 Every reader returns an `HSIScene`: the cube as float32 `(height, width, bands)` in the file's own
 units, and the ground truth it carries (a binary `map`, or COCO-style boxes). Ground-truth boxes of
-a map are its 8-connected components (`vision.detection.boxes_from_mask`).
+a map are its 8-connected components (`vision.detection.boxes_from_mask`). `read_cube` reads a
+user's own cube for `attn predict`, in any of the layouts, without ground truth.
 
 Layouts:
 - `.mat` (the anomaly / target-detection layout of San Diego, HYDICE, ...): a `data` array
@@ -38,6 +39,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SCENE_SUFFIXES: tuple[str, ...] = (".mat", ".hdr", ".npy")
+NORMALIZE_PERCENTILES: tuple[float, float] = (0.1, 99.9)  # `normalize_scene`'s low and high percentiles
 
 
 @dataclass
@@ -76,6 +78,55 @@ def read_scene(path: str | Path, annotations: str | Path | None = None) -> HSISc
     raise ValueError(f"{path}: unknown hyperspectral file type {path.suffix!r}; expected one of {SCENE_SUFFIXES}")
 
 
+def read_cube(path: str | Path) -> HSIScene:
+    """Read a user's cube for prediction: `.mat`, ENVI `.hdr` (+ its binary) or `.npy`; no ground truth needed.
+
+    `.mat`: the `data` array, or else the file's only 3-D numeric array (`map` is not needed and
+    not read). `.npy`: an `H x W x bands` array (no COCO JSON is looked for). ENVI: as
+    `read_envi_scene`. Bands run along the last axis in the file's order, which must be the
+    training scenes' (increasing wavelength, as AVIRIS and HYDICE store them); dead bands are
+    dropped as for training. Errors name the file, the problem and the fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix == ".hdr":
+        return read_envi_scene(path)
+    if path.suffix == ".npy":
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as err:
+            raise ValueError(f"{path}: unreadable .npy file ({err}); save the cube with numpy.save") from None
+    elif path.suffix == ".mat":
+        data = _mat_cube(path)
+    elif path.with_suffix(".hdr").is_file():
+        raise ValueError(f"{path}: an ENVI binary file; give its header {path.with_suffix('.hdr').name} instead")
+    else:
+        raise ValueError(f"{path}: unknown hyperspectral file type {path.suffix!r}; give a .mat, ENVI .hdr or .npy cube")
+    if data.ndim != 3:
+        raise ValueError(f"{path}: the cube must be H x W x bands; got shape {data.shape}")
+    return _scene(path, data, None)
+
+
+def _mat_cube(path: Path) -> np.ndarray:
+    """The cube of a `.mat` file: its `data` key, or its only 3-D numeric array."""
+    import scipy.io
+    from scipy.io.matlab import MatReadError
+
+    try:
+        content = scipy.io.loadmat(path)
+    except (ValueError, NotImplementedError, OSError, MatReadError) as err:  # v7.3 (HDF5) raises NotImplementedError
+        raise ValueError(f"{path}: unreadable .mat file ({err}); save it as MATLAB v5 (save -v7) or as .npy") from None
+    if "data" in content:
+        return np.asarray(content["data"])
+    cubes = [k for k, v in content.items() if not k.startswith("__") and isinstance(v, np.ndarray) and v.ndim == 3
+             and np.issubdtype(v.dtype, np.number)]
+    if len(cubes) != 1:
+        keys = sorted(k for k in content if not k.startswith("__"))
+        raise ValueError(f"{path}: no 'data' key and {len(cubes)} 3-D arrays (keys {keys}); store the cube as 'data' (H x W x bands)")
+    return np.asarray(content[cubes[0]])
+
+
 def list_scenes(folder: str | Path) -> list[Path]:
     """The scene files of a folder, sorted: `.mat`, ENVI `.hdr`, and `.npy` cubes (not `*_map.npy`)."""
     folder = Path(folder)
@@ -90,13 +141,14 @@ def list_scenes(folder: str | Path) -> list[Path]:
 def read_mat_scene(path: str | Path, data_key: str = "data", map_key: str = "map") -> HSIScene:
     """Read a `.mat` scene with a `data` cube `H x W x bands` and a binary `map` `H x W`."""
     import scipy.io
+    from scipy.io.matlab import MatReadError
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     try:
         content = scipy.io.loadmat(path)
-    except (ValueError, NotImplementedError, OSError) as err:  # v7.3 (HDF5) raises NotImplementedError
+    except (ValueError, NotImplementedError, OSError, MatReadError) as err:  # v7.3 (HDF5) raises NotImplementedError
         raise ValueError(f"{path}: unreadable .mat file ({err})") from err
     keys = sorted(k for k in content if not k.startswith("__"))
     missing = [k for k in (data_key, map_key) if k not in content]
@@ -264,7 +316,7 @@ def resample_bands(cube: np.ndarray, bands: int) -> np.ndarray:
     return out.reshape(*cube.shape[:-1], bands).astype(np.float32)
 
 
-def normalize_scene(cube: np.ndarray, low: float = 0.1, high: float = 99.9) -> np.ndarray:
+def normalize_scene(cube: np.ndarray, low: float = NORMALIZE_PERCENTILES[0], high: float = NORMALIZE_PERCENTILES[1]) -> np.ndarray:
     """One affine map per scene: `(x - q_low) / (q_high - q_low)` with percentiles over all pixels and bands."""
     lo, hi = np.percentile(cube, [low, high])
     if hi <= lo:

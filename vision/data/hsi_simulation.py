@@ -32,11 +32,22 @@ afresh for every item (random tile, random flip / transpose of the background, r
 validation and test scenes are fixed by the seed. With `test_path`, the test scenes are simulated
 on the tiles of that folder's scenes instead (another sensor), and its scenes are also kept whole
 (`real_scenes`) so that their real maps can be scored.
+
+Prediction (`attn predict --ckpt_path CKPT --predict_path PATH`): `predict_path` is a cube file
+(`.mat`, ENVI `.hdr` + binary, `.npy`; `vision.data.hsi.read_cube`) or a folder of them. Each cube
+is prepared exactly as the training scenes were: dead bands dropped, resampled to `bands` by
+adjacent-band means (`resample_bands`; by band count, since the training scenes carry no
+wavelengths: bands must run in the training scenes' order, increasing wavelength over a similar
+range), and normalized on its own (`normalize_scene`). It is kept whole, at any size; the task
+tiles it. What this needs from training (the band count, the tile, the target library's class
+names and spectra, the training scenes' band counts) is the DataModule's `state_dict`, saved in
+every checkpoint, so prediction reads no training scene when a checkpoint is given.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +59,16 @@ from scipy import ndimage
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from vision.data.hsi import HSIScene, list_scenes, prepare_scene, read_scene
+from vision.data.hsi import (
+    NORMALIZE_PERCENTILES,
+    HSIScene,
+    list_scenes,
+    normalize_scene,
+    prepare_scene,
+    read_cube,
+    read_scene,
+    resample_bands,
+)
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +259,29 @@ class RealScene:
     map: np.ndarray
 
 
+@dataclass
+class PredictCube:
+    """A user's cube for prediction: its file `name` and `path`, and the prepared `cube (H, W, bands)`."""
+
+    name: str
+    path: Path
+    cube: np.ndarray
+
+
+class PredictCubes(Dataset):
+    """The prepared cubes of `predict_path`, one item per cube: `(cube (bands, H, W), {"file": name})`."""
+
+    def __init__(self, cubes: list[PredictCube]) -> None:
+        self.cubes = cubes
+
+    def __len__(self) -> int:
+        return len(self.cubes)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, dict[str, str]]:
+        item = self.cubes[index]
+        return torch.from_numpy(np.ascontiguousarray(item.cube.transpose(2, 0, 1))), {"file": item.name}
+
+
 def _seed_worker(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     info.dataset.rng = np.random.default_rng([info.dataset.seed, worker_id, torch.initial_seed() % 2**32])
@@ -268,9 +311,19 @@ class HSISimulationDataModule(L.LightningDataModule):
         samples_per_epoch: training scenes per epoch.
         val_per_tile: validation scenes per validation tile.
         test_per_tile: test scenes per test tile.
-        batch_size: training batch size (evaluation uses the same).
+        batch_size: training batch size (evaluation uses the same; prediction takes one cube at a time).
         num_workers: training DataLoader workers.
         seed: seeds the training stream and (with offsets) the validation and test scenes.
+        predict_path: a cube file or a folder of cubes to detect in (`attn predict --predict_path`;
+            module docstring). In a folder, files that cannot be read are skipped, named on stderr
+            and counted in `predict_skipped`; a single bad file is an error. Without a checkpoint's
+            state the target library is rebuilt from `scene_path`, which then must be there.
+        predict_score_threshold: `attn predict` writes only detections scoring at least this, in the
+            model's own units (class probability for SpecDETR and the CNN, the filter output for
+            CEM and SMF, ACE's [0, 1], RX's Mahalanobis distance). None (default) keeps every
+            detection of the model's `detect`: SpecDETR's `max_detections` best per tile after NMS,
+            every component above the model's own threshold for the others. (A data argument, since
+            `attn predict --ckpt_path` takes the model's arguments from the checkpoint.)
     """
 
     def __init__(
@@ -279,6 +332,7 @@ class HSISimulationDataModule(L.LightningDataModule):
         subpixel_fraction: float = 0.5, subpixel_abundance: tuple[float, float] = (0.1, 0.5),
         multipixel_abundance: tuple[float, float] = (0.3, 1.0), variability: float = 0.1, samples_per_epoch: int = 2000,
         val_per_tile: int = 4,        test_per_tile: int = 8, batch_size: int = 8, num_workers: int = 0, seed: int = 0,
+        predict_path: str | None = None, predict_score_threshold: float | None = None,
     ) -> None:
         super().__init__()
         self.scene_path = scene_path
@@ -297,21 +351,25 @@ class HSISimulationDataModule(L.LightningDataModule):
         self.train_set: RandomScenes | None = None
         self.val_set: FixedScenes | None = None
         self.test_set: FixedScenes | None = None
+        self.predict_path, self.predict_score_threshold = predict_path, predict_score_threshold
+        self.predict_cubes: list[PredictCube] = []
+        self.predict_skipped = 0
+        self.train_band_counts: dict[str, int] = {}  # bands of each training scene after dead-band drop
+        self.raw_example: np.ndarray | None = None  # a test tile in file units: the served model's input example
+        self.normalize_percentiles: tuple[float, ...] = NORMALIZE_PERCENTILES  # prepare_scene's, for training
 
     @property
     def num_classes(self) -> int:
         return 4  # the default target library's classes
 
     def setup(self, stage: str | None = None) -> None:
-        if self.library is not None:
-            return
-        folder = Path(self.scene_path) if self.scene_path else SHARED_SCENES.resolve()
-        scenes = self._read(folder)
-        self.library = default_target_library(scenes)
+        if stage == "predict" or self.library is not None:
+            return  # prediction needs no training scene: the checkpoint's state (load_state_dict) has what it needs
+        scenes = self._training_scenes()
         names = self.train_scenes or sorted(scenes)
         unknown = sorted(set(names) - set(scenes))
         if unknown:
-            raise ValueError(f"vision/data/hsi_simulation.py: train_scenes {unknown} not in {folder} (found {sorted(scenes)})")
+            raise ValueError(f"vision/data/hsi_simulation.py: train_scenes {unknown} not in {self.scene_folder} (found {sorted(scenes)})")
         split: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
         for name in names:
             cube, scene = scenes[name]
@@ -319,6 +377,8 @@ class HSISimulationDataModule(L.LightningDataModule):
             for i, (r, c) in enumerate(tiles(background.shape[:2], self.tile)):
                 part = SPLIT_CYCLE[i % len(SPLIT_CYCLE)]
                 split[part].append(background[r:r + self.tile, c:c + self.tile])
+                if part == "test" and self.raw_example is None:
+                    self.raw_example = np.array(scene.cube[r:r + self.tile, c:c + self.tile], np.float32)
                 self.split_tiles.setdefault(part, []).append(f"{name}@{r},{c}")
         if self.test_path is not None:
             split["test"], self.split_tiles["test"] = [], []
@@ -337,6 +397,36 @@ class HSISimulationDataModule(L.LightningDataModule):
         self.val_set = FixedScenes(split["val"], self.library, self.val_per_tile, self.seed + 1, **self.simulation)
         self.test_set = FixedScenes(split["test"], self.library, self.test_per_tile, self.seed + 2, **self.simulation)
 
+    @property
+    def scene_folder(self) -> Path:
+        """The folder of the labelled background scenes (`scene_path`, or the shared scenes)."""
+        return Path(self.scene_path) if self.scene_path else SHARED_SCENES.resolve()
+
+    def _training_scenes(self) -> dict[str, tuple[np.ndarray, HSIScene]]:
+        """The prepared labelled scenes of `scene_path`; sets the target library and the training band counts."""
+        scenes = self._read(self.scene_folder)
+        self.library = default_target_library(scenes)
+        self.train_band_counts = {name: int(scene.cube.shape[-1]) for name, (_, scene) in scenes.items()}
+        return scenes
+
+    def state_dict(self) -> dict[str, object]:
+        """What prediction needs from training (module docstring), as plain values and tensors."""
+        state: dict[str, object] = {"bands": self.bands, "tile": self.tile, "normalize_percentiles": list(self.normalize_percentiles),
+                                    "train_band_counts": dict(self.train_band_counts)}
+        if self.library is not None:
+            state.update(class_names=list(self.library.names), class_sources=list(self.library.sources),
+                         class_spectra=torch.from_numpy(np.ascontiguousarray(self.library.spectra)))
+        return state
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore the training state of a checkpoint; its band count and tile are the ones the model was trained with."""
+        self.bands, self.tile = int(state["bands"]), int(state["tile"])
+        self.normalize_percentiles = tuple(float(q) for q in state.get("normalize_percentiles", NORMALIZE_PERCENTILES))
+        self.train_band_counts = {str(k): int(v) for k, v in dict(state.get("train_band_counts") or {}).items()}
+        if "class_names" in state:
+            spectra = torch.as_tensor(state["class_spectra"]).float().numpy()
+            self.library = TargetLibrary(spectra, tuple(state["class_names"]), tuple(state["class_sources"]))
+
     def _read(self, folder: Path) -> dict[str, tuple[np.ndarray, HSIScene]]:
         out = {}
         for path in list_scenes(folder):
@@ -354,7 +444,42 @@ class HSISimulationDataModule(L.LightningDataModule):
         return self._loader(self.test_set, 0)
 
     def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
+        """The cubes of `predict_path`, one per batch (module docstring)."""
+        if self.predict_path is None:
+            raise ValueError("HSISimulationDataModule: predict_path is not set; give --predict_path with a cube "
+                             "(.mat, .hdr, .npy) or a folder of them")
+        if self.library is None:  # no checkpoint state: the classes come from the training scenes
+            log.warning("hsi predict: no training state restored (no --ckpt_path?); reading the target library from the scenes")
+            self._training_scenes()
+        self.predict_cubes, self.predict_skipped = self.read_predict_cubes(Path(self.predict_path))
+        return DataLoader(PredictCubes(self.predict_cubes), batch_size=1, shuffle=False, collate_fn=collate)
+
+    def read_predict_cubes(self, path: Path) -> tuple[list[PredictCube], int]:
+        """Read and prepare the cube `path` or the cubes of the folder `path`; returns them and how many were skipped."""
+        files = list_scenes(path) if path.is_dir() else [path]
+        cubes, skipped = [], 0
+        for file in files:
+            try:
+                cubes.append(self.prepare_cube(read_cube(file)))
+            except (ValueError, FileNotFoundError) as err:
+                if not path.is_dir():
+                    raise
+                print(f"hsi predict: skipped {err}", file=sys.stderr)
+                skipped += 1
+        if not cubes:
+            raise ValueError(f"{path}: none of its {len(files)} cube file(s) could be read (see the messages above)")
+        return cubes, skipped
+
+    def prepare_cube(self, scene: HSIScene) -> PredictCube:
+        """A user's scene as the model sees it: resampled to `bands` and normalized, as the training scenes were."""
+        bands = int(scene.cube.shape[-1])
+        if self.train_band_counts and bands not in self.train_band_counts.values():
+            log.info("%s: %d bands (training scenes: %s) resampled to %d", scene.path, bands, self.train_band_counts, self.bands)
+        try:
+            cube = normalize_scene(resample_bands(scene.cube, self.bands), *self.normalize_percentiles)
+        except ValueError as err:
+            raise ValueError(f"{scene.path}: {err}; a cube needs spectral contrast to be scored") from None
+        return PredictCube(scene.path.name, scene.path, cube)
 
     def _loader(self, dataset: Dataset | None, workers: int) -> DataLoader:
         if dataset is None:

@@ -10,6 +10,10 @@ often shots of the same scene, so a contiguous split keeps scenes out of trainin
 
 Training samples are random `patch_size` crops with random flips and 90-degree rotations (LLFormer's
 and LYT-Net's augmentation); validation and test use whole images (batch size 1).
+
+`predict_path` (`attn predict --predict_path`): the user's own images, a file or a folder of any
+size (`vision.data.predict_images`); with it, `setup("predict")` reads no training data, so a
+machine with only the checkpoint and the images predicts.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from vision.data.io import list_images, read_image
+from vision.data.predict_images import PredictImage, predict_loader
 
 Pair = tuple[Tensor, Tensor]
 
@@ -145,17 +150,26 @@ class PairedLowLightDataModule(L.LightningDataModule):
         samples_per_epoch: random crops per training epoch.
         num_workers: DataLoader workers.
         seed: seeds the crops and augmentations (and a subclass's own randomness).
+        predict_path: an image file or a folder of them to enhance (`attn predict --predict_path`,
+            `vision.data.predict_images`); None predicts the test split.
     """
 
     def __init__(self, dataset_name: str, patch_size: int = 128, batch_size: int = 8, samples_per_epoch: int = 400,
-                 num_workers: int = 0, seed: int = 0) -> None:
+                 num_workers: int = 0, seed: int = 0, predict_path: str | None = None) -> None:
         super().__init__()
         self.dataset_name = dataset_name
         self.patch_size, self.batch_size, self.samples_per_epoch = patch_size, batch_size, samples_per_epoch
         self.num_workers, self.seed = num_workers, seed
+        self.predict_path = predict_path
         self.train_pairs: list[Pair] = []
         self.val_pairs: list[Pair] = []
         self.test_pairs: list[Pair] = []
+        self.predict_images: list[PredictImage] = []
+        self.predict_skipped = 0
+
+    def reads_own_images(self, stage: str | None) -> bool:
+        """True when `setup(stage)` needs no training data: predicting the user's `predict_path`."""
+        return stage == "predict" and self.predict_path is not None
 
     def train_dataloader(self) -> DataLoader:
         crops = PairedCrops(self.train_pairs, self.patch_size, self.seed)
@@ -170,7 +184,12 @@ class PairedLowLightDataModule(L.LightningDataModule):
         return DataLoader(WholeImages(self.test_pairs), batch_size=1, num_workers=self.num_workers)
 
     def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
+        """`predict_path`'s images one by one (unreadable files skipped and counted in `predict_skipped`), else the
+        test split."""
+        if self.predict_path is None:
+            return self.test_dataloader()
+        loader, self.predict_images, self.predict_skipped = predict_loader(self.predict_path, self.num_workers)
+        return loader
 
 
 class LOLDataModule(PairedLowLightDataModule):
@@ -184,6 +203,8 @@ class LOLDataModule(PairedLowLightDataModule):
         val_count: training pairs (in numeric order, just before the test hold-out) kept for validation.
         test_count: pairs held out for test when there is no test folder.
         dataset_name: the dataset tag and the MLflow experiment `vision/lowlight/<dataset_name>`.
+        predict_path: an image file or a folder of them to enhance (`attn predict --predict_path`);
+            None predicts the test split.
         **kwargs: the loader settings of `PairedLowLightDataModule` (patch_size, batch_size,
             samples_per_epoch, num_workers, seed).
     """
@@ -196,16 +217,17 @@ class LOLDataModule(PairedLowLightDataModule):
         val_count: int = 2,
         test_count: int = 4,
         dataset_name: str = "LOL",
+        predict_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(dataset_name, **kwargs)
+        super().__init__(dataset_name, predict_path=predict_path, **kwargs)
         self.root = Path(root) if root is not None else SHARED_LOL
         self.train_dir, self.test_dir = train_dir, test_dir
         self.val_count, self.test_count = val_count, test_count
         self.split_names: dict[str, list[str]] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_pairs or self.test_pairs:
+        if self.train_pairs or self.test_pairs or self.reads_own_images(stage):
             return
         train_files = find_pairs(self.root / self.train_dir)
         test_folder = self.root / self.test_dir if self.test_dir else None

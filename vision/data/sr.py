@@ -10,6 +10,10 @@ channels (`read_image`), and its LR keeps them equal (the resize acts per channe
 Without folders, an embedded default needs no download: photos that scikit-image ships
 (`skimage.data`), split into training photos, one validation photo (a 256x256 centre crop, so that
 validation stays cheap on a CPU) and one test photo (whole).
+
+`predict_path` (`attn predict --predict_path`): the user's own LR images, a file or a folder of any
+size (`vision.data.predict_images`), upscaled by the model's scale; with it, `setup("predict")`
+reads no training or test images.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from vision.data.io import list_images, read_image
+from vision.data.predict_images import PredictImage, predict_loader
 from vision.metrics import quantize
 from vision.resize import bicubic_degrade, mod_crop
 
@@ -136,12 +141,14 @@ class SRDataModule(L.LightningDataModule):
         val_crop: validation images are centre-cropped to this HR side (0 keeps them whole).
         num_workers: training DataLoader workers.
         seed: seeds the patch sampler.
+        predict_path: an image file or a folder of them to upscale as they are, no downsampling
+            (`attn predict --predict_path`, `vision.data.predict_images`); None predicts the test split.
     """
 
     def __init__(
         self, scale: int = 4, train_path: str | None = None, val_path: str | None = None, test_path: str | None = None,
         dataset_name: str | None = None, patch_size: int = 64, batch_size: int = 4, samples_per_epoch: int = 1000,
-        val_crop: int = 256, num_workers: int = 0, seed: int = 0,
+        val_crop: int = 256, num_workers: int = 0, seed: int = 0, predict_path: str | None = None,
     ) -> None:
         super().__init__()
         if scale < 1:
@@ -150,11 +157,16 @@ class SRDataModule(L.LightningDataModule):
         self.dataset_name = dataset_name or (Path(test_path).name if test_path else "skimage")
         self.patch_size, self.batch_size, self.samples_per_epoch = patch_size, batch_size, samples_per_epoch
         self.val_crop, self.num_workers, self.seed = val_crop, num_workers, seed
+        self.predict_path = predict_path
         self.train_set: SRPatches | None = None
         self.val_set: SRPairs | None = None
         self.test_set: SRPairs | None = None
+        self.predict_images: list[PredictImage] = []
+        self.predict_skipped = 0
 
     def setup(self, stage: str | None = None) -> None:
+        if stage == "predict" and self.predict_path is not None:
+            return  # the user's images are read by predict_dataloader
         if stage in (None, "fit") and self.train_set is None:
             hr = self._load(self.train_path, EMBEDDED_TRAIN)[0]
             pairs = [make_pair(image, self.scale) for image in hr]
@@ -195,7 +207,12 @@ class SRDataModule(L.LightningDataModule):
         return self._loader(self.test_set, 1, None, 0)
 
     def predict_dataloader(self) -> DataLoader:
-        return self.test_dataloader()
+        """`predict_path`'s images one by one (unreadable files skipped and counted in `predict_skipped`), else the
+        test split."""
+        if self.predict_path is None:
+            return self.test_dataloader()
+        loader, self.predict_images, self.predict_skipped = predict_loader(self.predict_path)
+        return loader
 
     def _loader(self, dataset: Dataset | None, batch_size: int, init: Callable | None, workers: int) -> DataLoader:
         if dataset is None:

@@ -71,6 +71,9 @@ class SyntheticLowLightDataModule(PairedLowLightDataModule):
         variants: darkened copies per training photo.
         max_side: photos are centre-cropped to at most this side (keeps evaluation fast); 0 keeps them whole.
         dataset_name: the dataset tag and the MLflow experiment `vision/lowlight/<dataset_name>`.
+        predict_path: an image file or a folder of them to enhance (`attn predict --predict_path`,
+            `vision.data.predict_images`); None predicts the test photos. With it, `setup("predict")`
+            darkens no photos.
         **kwargs: the loader settings of `PairedLowLightDataModule` (patch_size, batch_size,
             samples_per_epoch, num_workers, and seed, which also seeds the darkening).
     """
@@ -83,9 +86,10 @@ class SyntheticLowLightDataModule(PairedLowLightDataModule):
         variants: int = 4,
         max_side: int = 0,
         dataset_name: str = "synthetic",
+        predict_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(dataset_name, **kwargs)
+        super().__init__(dataset_name, predict_path=predict_path, **kwargs)
         self.train_photos, self.val_photos, self.test_photos = tuple(train_photos), tuple(val_photos), tuple(test_photos)
         self.variants, self.max_side = variants, max_side
 
@@ -107,7 +111,7 @@ class SyntheticLowLightDataModule(PairedLowLightDataModule):
         return photo[:, y:y + th, x:x + tw]
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_pairs:
+        if self.train_pairs or self.reads_own_images(stage):
             return
         self.train_pairs = self._pairs(self.train_photos, self.variants, 0)
         self.val_pairs = self._pairs(self.val_photos, 1, 10_000)

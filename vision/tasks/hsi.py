@@ -16,13 +16,29 @@ models see the whole scene in tiles of the training size (the highest score wher
 classical detectors see it whole, with the mean spectrum of the scene's labelled pixels as their
 one signature (an oracle signature; RX needs none). Score maps and detections over a false-colour
 image are logged as artifacts (`images/test_detections.png`, `images/real_<scene>.png`).
+
+Prediction (`attn predict --ckpt_path CKPT --predict_path PATH --output DIR`) on a user's cubes
+(`HSISimulationDataModule.predict_path`) sees each whole cube as the test sees a real scene:
+learned models in tiles of the training size (`_starts`: every `tile` pixels, the last one flush
+with the edge), classical detectors whole, with the training target library as signatures (the
+model's `signatures` buffer, saved in the checkpoint). A detection is kept from the tile that owns
+its box centre (overlapping tiles split their overlap in the middle), so no target is reported
+twice; the score map takes the highest score where tiles overlap. Written to DIR
+(`write_predictions`): `detections.csv`, one row per detection (`PREDICTION_COLUMNS`), and per cube
+`<stem>_detections.png` (band mean and score map with the best detections) and `<stem>_scores.npy`
+(the score map, `(H, W)` float32). The served model (`core.serving`) takes one cube as a numpy
+array `(height, width, bands)` in the file's units and answers the rows of `detections.csv`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -35,6 +51,10 @@ from vision.models.specdetr import SpecDETR
 from vision.models.target_detectors import TargetDetector
 
 Batch = tuple[Tensor, list[dict[str, Tensor]]]
+# detections.csv: the cube's file name; the box centre as 0-based column / row (a one-pixel detection at row r,
+# column c has x = c, y = r); the score; the class index and name; the box edges x0 y0 x1 y1 in pixels
+PREDICTION_COLUMNS = ("cube", "x", "y", "score", "label", "class", "x0", "y0", "x1", "y1")
+FIGURE_DETECTIONS = 20  # the best detections drawn in each prediction figure
 
 
 class HSIDetectionTask(BaseTask):
@@ -123,8 +143,112 @@ class HSIDetectionTask(BaseTask):
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch)
 
-    def predict_step(self, batch: Batch, batch_idx: int) -> list[Detections]:
-        return self.infer(batch[0])[0]
+    def on_predict_start(self) -> None:
+        library = getattr(getattr(self._trainer, "datamodule", None), "library", None)
+        if isinstance(self.model, TargetDetector) and not self.model.signatures.any():
+            if library is None:
+                raise ValueError(f"{type(self.model).__name__} has no target signatures: predict with --ckpt_path of an "
+                                 "`attn fit` run (its checkpoint carries them)")
+            self.model.set_signatures(torch.from_numpy(library.spectra))  # built without a checkpoint
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> list[dict[str, Any]]:
+        """Per cube of the batch: its `file`, `detections` (pixel boxes of the whole cube, best first, scoring at
+        least the data's `predict_score_threshold`), the score map `scores (H, W)` and the band mean `band_mean (H, W)`."""
+        cube, infos = batch
+        data = getattr(self._trainer, "datamodule", None)
+        tile, threshold = int(getattr(data, "tile", 32)), getattr(data, "predict_score_threshold", None)
+        out = []
+        for x, info in zip(cube, infos, strict=True):
+            detections, scores = self.detect_scene(x, tile)
+            if threshold is not None:
+                keep = detections.scores >= threshold
+                detections = Detections(detections.boxes[keep], detections.scores[keep], detections.labels[keep])
+            out.append({"file": info["file"], "detections": detections, "scores": scores,
+                        "band_mean": x.float().mean(0).cpu().numpy()})
+        return out
+
+    @torch.no_grad()
+    def detect_scene(self, cube: Tensor, tile: int) -> tuple[Detections, np.ndarray]:
+        """Detections (best first) and the score map `(H, W)` of a whole prepared cube `(bands, H, W)` (module docstring)."""
+        x = cube[None].to(self.device)
+        if isinstance(self.model, TargetDetector):  # background statistics of the whole scene
+            out = self.model(x)
+            found, scores = self.model.detect(out, x)[0], self.model.pixel_scores(out)[0].float().cpu().numpy()
+        else:
+            h, w = x.shape[-2:]
+            rows, cols = _owned(_starts(h, tile), tile), _owned(_starts(w, tile), tile)
+            scores = np.full((h, w), -np.inf, np.float32)
+            parts = []
+            for r, c, out in self._tile_outputs(x, tile):
+                part = self.model.pixel_scores(out)[0].float().cpu().numpy()
+                scores[r:r + tile, c:c + tile] = np.maximum(scores[r:r + tile, c:c + tile], part)
+                det = self.model.detect(out, x[:, :, r:r + tile, c:c + tile])[0]
+                boxes = det.boxes + det.boxes.new_tensor([c, r, c, r])
+                cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+                (top, bottom), (left, right) = rows[r], cols[c]
+                keep = (cy >= top) & (cy < bottom) & (cx >= left) & (cx < right)
+                parts.append(Detections(boxes[keep], det.scores[keep], det.labels[keep]))
+            found = Detections(*(torch.cat([getattr(p, k) for p in parts]) for k in ("boxes", "scores", "labels")))
+        order = torch.sort(found.scores, descending=True, stable=True).indices
+        return Detections(found.boxes[order], found.scores[order], found.labels[order]), scores
+
+    def _tile_outputs(self, x: Tensor, tile: int) -> Iterator[tuple[int, int, Any]]:
+        """The model's output on each tile of `x (1, bands, H, W)`, with the tile's top-left row and column."""
+        h, w = x.shape[-2:]
+        for r in _starts(h, tile):
+            for c in _starts(w, tile):
+                yield r, c, self.model(x[:, :, r:r + tile, c:c + tile])
+
+    def write_predictions(self, predictions: list[list[dict[str, Any]]], datamodule: L.LightningDataModule,
+                          output: Path) -> list[Path]:
+        """`detections.csv` (one row per detection, `PREDICTION_COLUMNS`), and per cube `<stem>_detections.png` and
+        `<stem>_scores.npy` (module docstring)."""
+        library = getattr(datamodule, "library", None)
+        names = list(library.names) if library is not None else []
+        rows, written, stems = [], [], set()
+        for item in (item for batch in predictions for item in batch):
+            det = item["detections"]
+            for (x0, y0, x1, y1), score, label in zip(det.boxes.tolist(), det.scores.tolist(), det.labels.tolist(), strict=True):
+                rows.append((item["file"], (x0 + x1) / 2 - 0.5, (y0 + y1) / 2 - 0.5, score, label,
+                             names[label] if label < len(names) else f"class_{label}", x0, y0, x1, y1))
+            path = Path(item["file"])
+            stem = path.stem if path.stem not in stems else f"{path.stem}_{path.suffix.lstrip('.')}"
+            stems.add(stem)
+            np.save(output / f"{stem}_scores.npy", item["scores"])
+            prediction_figure(item["band_mean"], item["scores"], det, item["file"]).savefig(output / f"{stem}_detections.png", dpi=120)
+            written += [output / f"{stem}_detections.png", output / f"{stem}_scores.npy"]
+        table = output / "detections.csv"
+        pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS)).to_csv(table, index=False)
+        return [table, *written]
+
+    @classmethod
+    def serving_input(cls, model_input: Any, folder: Path) -> Path:
+        """One cube, a numeric array `(height, width, bands)` in the file's units, as `cube.npy` in `folder`."""
+        cube = np.asarray(model_input)
+        if cube.ndim != 3 or not np.issubdtype(cube.dtype, np.number):
+            raise ValueError(f"{cls.__name__} serves one hyperspectral cube: a numeric array (height, width, bands); "
+                             f"got {cube.dtype} of shape {cube.shape}")
+        path = folder / "cube.npy"
+        np.save(path, cube)
+        return path
+
+    @classmethod
+    def serving_output(cls, paths: list[Path]) -> pd.DataFrame:
+        """The rows of `detections.csv`."""
+        return pd.read_csv(next(p for p in paths if p.name == "detections.csv"))
+
+    def serving_example(self, datamodule: L.LightningDataModule) -> np.ndarray | None:
+        """A test tile of a training scene in its file's units (`HSISimulationDataModule.raw_example`)."""
+        example = getattr(datamodule, "raw_example", None)
+        return None if example is None else np.array(example, np.float32)
+
+    def serving_signature(self, example: np.ndarray, output: pd.DataFrame) -> Any:
+        """The served model's MLflow signature: a float32 cube `(height, width, bands)` of any size in, the
+        `detections.csv` columns out (the signature inferred from one example would fix its width and band count)."""
+        from mlflow.models import ModelSignature, infer_signature
+        from mlflow.types.schema import Schema, TensorSpec
+
+        return ModelSignature(Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1))]), infer_signature(example, output).outputs)
 
     def _evaluate(self, batch: Batch) -> None:
         cube, targets = batch
@@ -178,10 +302,9 @@ class HSIDetectionTask(BaseTask):
             return scores[0].amax(0).float().cpu().numpy()
         h, w = cube.shape[:2]
         out = np.full((h, w), -np.inf, np.float32)
-        for r in _starts(h, tile):
-            for c in _starts(w, tile):
-                part = self.model.pixel_scores(self.model(x[:, :, r:r + tile, c:c + tile]))[0].float().cpu().numpy()
-                out[r:r + tile, c:c + tile] = np.maximum(out[r:r + tile, c:c + tile], part)
+        for r, c, output in self._tile_outputs(x, tile):
+            part = self.model.pixel_scores(output)[0].float().cpu().numpy()
+            out[r:r + tile, c:c + tile] = np.maximum(out[r:r + tile, c:c + tile], part)
         return out
 
 
@@ -191,6 +314,12 @@ def _starts(size: int, tile: int) -> list[int]:
         return [0]
     starts = list(range(0, size - tile + 1, tile))
     return starts if starts[-1] == size - tile else [*starts, size - tile]
+
+
+def _owned(starts: list[int], tile: int) -> dict[int, tuple[float, float]]:
+    """The span of centres each tile start owns: overlapping neighbours split their overlap in the middle."""
+    bounds = [-np.inf, *((prev + tile + start) / 2 for prev, start in zip(starts, starts[1:], strict=False)), np.inf]
+    return {start: (bounds[i], bounds[i + 1]) for i, start in enumerate(starts)}
 
 
 def false_colour(cube: Tensor | np.ndarray) -> np.ndarray:
@@ -243,5 +372,25 @@ def real_scene_figure(cube: np.ndarray, scores: np.ndarray, target_map: np.ndarr
     for ax in (left, right):
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def prediction_figure(band_mean: np.ndarray, scores: np.ndarray, det: Detections, name: str) -> Figure:
+    """A predicted cube: its band mean and its score map, each with the `FIGURE_DETECTIONS` best detections (red)."""
+    fig = Figure(figsize=(8.0, 4.0))
+    left, right = fig.subplots(1, 2)
+    lo, hi = np.percentile(band_mean, [2, 98])
+    left.imshow(np.clip((band_mean - lo) / max(hi - lo, 1e-12), 0, 1), cmap="gray")
+    right.imshow(np.where(np.isfinite(scores), scores, np.nan), cmap="magma")
+    shown = min(len(det.scores), FIGURE_DETECTIONS)
+    for ax in (left, right):
+        for (x0, y0, x1, y1), s in zip(det.boxes[:shown].tolist(), det.scores[:shown].tolist(), strict=True):
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color="red", linewidth=1))
+            ax.text(x0 - 0.5, y0 - 1, f"{s:.2g}", color="red", fontsize=5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    left.set_title(f"{name}: band mean, best {shown} of {len(det.scores)} detections", fontsize="small")
+    right.set_title("per-pixel score", fontsize="small")
     fig.tight_layout()
     return fig

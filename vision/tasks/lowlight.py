@@ -6,14 +6,32 @@ and test see whole images, reflect-padded to the model's `size_multiple` and cro
 `tile`, enhanced tile by tile). PSNR and SSIM are computed on RGB in [0, 1] after clamping and 8-bit
 rounding (what a saved PNG holds) and averaged over images: `val/psnr`, `val/ssim`, `test/psnr`,
 `test/ssim`. A grid input / output / reference is logged to MLflow after every validation and test.
+
+`attn predict --ckpt_path CKPT --predict_path PATH --output DIR` enhances the user's own images of any
+size (`vision.data.predict_images`): images larger than `predict_tile` go tile by tile with
+`tile_overlap` blended pixels (`vision.tiling.tiled_inference`; each tile padded to the model's size
+multiple), and the 8-bit results are written as PNGs with the inputs' names plus `predictions.csv`.
+The model logged to MLflow serves uint8 arrays `(N, H, W, 3)` the same way.
 """
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
+import lightning as L
+import numpy as np
 from torch import Tensor, nn
 
+from vision.data.predict_images import (
+    read_predicted_images,
+    serving_example_of,
+    serving_signature,
+    to_uint8,
+    write_image_predictions,
+    write_serving_images,
+)
 from vision.metrics import psnr, quantize, ssim
 from vision.tasks.image import Batch, ImageTask
 from vision.tiling import enhance_whole, tiled_inference
@@ -28,7 +46,11 @@ class LowLightTask(ImageTask):
         loss: training loss `loss(pred, target)`; default Smooth-L1 (LLFormer's). LYT-Net uses
             `vision.losses.LYTHybridLoss`.
         tile: evaluate with tiles of this side (`vision.tiling.tiled_inference`); None = whole images.
-        tile_overlap: pixels shared by neighbouring tiles.
+        tile_overlap: pixels shared by neighbouring tiles (evaluation and prediction).
+        predict_tile: `attn predict` enhances images with a side above this tile by tile (rounded up
+            to the model's size multiple), bounding memory on large photos; None = whole images.
+            Parameter-free baselines always see whole images: they are cheap, and adaptive gamma and
+            CLAHE use whole-image statistics that tiles would change.
         **kwargs: `ImageTask`'s grid_rows and `BaseTask`'s optimizer, lr_scheduler,
             scheduler_interval and role.
     """
@@ -37,11 +59,11 @@ class LowLightTask(ImageTask):
 
     def __init__(
         self, model: nn.Module, loss: nn.Module | None = None, tile: int | None = None, tile_overlap: int = 32,
-        **kwargs: Any,
+        predict_tile: int | None = 512, **kwargs: Any,
     ) -> None:
         super().__init__(model, **kwargs)
         self.loss = loss if loss is not None else nn.SmoothL1Loss()
-        self.tile, self.tile_overlap = tile, tile_overlap
+        self.tile, self.tile_overlap, self.predict_tile = tile, tile_overlap, predict_tile
 
     def enhance(self, low: Tensor) -> Tensor:
         """The model's output for whole images `low: (batch, 3, H, W)` (padded or tiled), clamped to [0, 1]."""
@@ -69,4 +91,35 @@ class LowLightTask(ImageTask):
         return out
 
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        return self.enhance(batch[0])
+        """`batch[0]: (1, 3, H, W)` -> the enhanced image, 8-bit `(1, H, W, 3)` as its PNG holds it."""
+        low = batch[0]
+        multiple = self.size_multiple
+        if self.predict_tile is None or not any(True for _ in self.model.parameters()):
+            out = enhance_whole(self.model, low, multiple)
+        else:
+            tile = math.ceil(self.predict_tile / multiple) * multiple
+            out = tiled_inference(self.model, low, tile=tile, overlap=self.tile_overlap, multiple=multiple)
+        return to_uint8(out)
+
+    def write_predictions(self, predictions: list[Tensor], datamodule: L.LightningDataModule, output: Path) -> list[Path]:
+        """The enhanced PNGs under `output` (the inputs' names and sub-folders) and `predictions.csv`."""
+        return write_image_predictions(predictions, datamodule.predict_images, output)
+
+    @classmethod
+    def serving_input(cls, model_input: Any, folder: Path) -> Path:
+        """uint8 `(H, W, 3)`, a list of them or `(N, H, W, 3)` -> PNGs in `folder` (`vision.data.predict_images`)."""
+        return write_serving_images(model_input, folder)
+
+    @classmethod
+    def serving_output(cls, paths: list[Path]) -> np.ndarray | list[np.ndarray]:
+        """The enhanced PNGs as uint8 `(N, H, W, 3)` (a list when sizes differ)."""
+        return read_predicted_images(paths)
+
+    def serving_example(self, datamodule: L.LightningDataModule) -> np.ndarray | None:
+        """A 20x28 crop of the first validation (else test) low-light image, uint8 `(1, 20, 28, 3)`."""
+        pairs = getattr(datamodule, "val_pairs", None) or getattr(datamodule, "test_pairs", None)
+        return serving_example_of(pairs[0][0]) if pairs else None
+
+    def serving_signature(self, example: Any, output: Any) -> Any:
+        """uint8 `(N, H, W, 3)` in and out, any size (`vision.data.predict_images.serving_signature`)."""
+        return serving_signature()

@@ -11,19 +11,52 @@ image replicated to RGB would shrink its errors by 219/255 and lift its PSNR by 
 Scores are accumulated per image in torchmetrics `MeanMetric`s, as in `LowLightTask`, so the
 reported value is the mean over images whatever the batch size. An image grid (input, output,
 reference) is logged per validation and after testing.
+
+`attn predict --ckpt_path CKPT --predict_path PATH --output DIR` upscales the user's own images of any
+size by the model's scale (`vision.data.predict_images`): LR images larger than `predict_tile` go
+tile by tile with `predict_tile_overlap` blended LR pixels (`tiled_super_resolve`, on
+`vision.tiling.tiled_inference`; each tile padded to the model's size multiple, e.g. HAT's window),
+and the 8-bit results are written as PNGs with the inputs' names plus `predictions.csv`. The model
+logged to MLflow serves uint8 arrays `(N, H, W, 3)` the same way.
 """
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any, Literal
 
+import lightning as L
+import numpy as np
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vision.data.predict_images import (
+    read_predicted_images,
+    serving_example_of,
+    serving_signature,
+    to_uint8,
+    write_image_predictions,
+    write_serving_images,
+)
 from vision.metrics import psnr, quantize, ssim
 from vision.resize import imresize
 from vision.tasks.image import Batch, ImageTask
-from vision.tiling import enhance_whole
+from vision.tiling import Model, enhance_whole, tiled_inference
+
+
+def tiled_super_resolve(model: Model, lr: Tensor, scale: int, *, tile: int, overlap: int, multiple: int = 1) -> Tensor:
+    """`model` (x`scale`) on `lr: (batch, C, H, W)` in overlapping LR tiles -> `(batch, C_out, scale*H, scale*W)`.
+
+    `vision.tiling.tiled_inference` blends outputs of the input's size, so each tile's output is
+    pixel-unshuffled to the LR grid (every `scale x scale` block of output pixels becomes channels of
+    its LR pixel), blended there with the LR-pixel weights, and shuffled back: a lossless
+    rearrangement, so an image within one tile gives exactly the whole-image output.
+    """
+    def on_lr_grid(x: Tensor) -> Tensor:
+        return F.pixel_unshuffle(model(x), scale)
+
+    return F.pixel_shuffle(tiled_inference(on_lr_grid, lr, tile=tile, overlap=overlap, multiple=multiple), scale)
 
 
 class SRTask(ImageTask):
@@ -34,15 +67,23 @@ class SRTask(ImageTask):
             have `size_multiple` (whole images are padded to it at evaluation and prediction;
             training patches are fed as they are, so their side must be a multiple of it).
         scheduler_interval: `step` (the papers count iterations) or `epoch`.
+        predict_tile: `attn predict` upscales LR images with a side above this tile by tile (LR
+            pixels, rounded up to the model's size multiple), bounding memory on large photos;
+            None = whole images. The parameter-free bicubic baseline always sees whole images.
+        predict_tile_overlap: LR pixels shared by neighbouring prediction tiles.
         **kwargs: `ImageTask`'s grid_rows and `BaseTask`'s optimizer (HAT: Adam, lr 2e-4, betas
             0.9/0.99), lr_scheduler (HAT: MultiStepLR halving at 250k/400k/450k/475k steps) and role.
     """
 
     task_name = "sr"
 
-    def __init__(self, model: nn.Module, scheduler_interval: Literal["epoch", "step"] = "step", **kwargs: Any) -> None:
+    def __init__(
+        self, model: nn.Module, scheduler_interval: Literal["epoch", "step"] = "step", predict_tile: int | None = 256,
+        predict_tile_overlap: int = 16, **kwargs: Any,
+    ) -> None:
         super().__init__(model, scheduler_interval=scheduler_interval, **kwargs)
         self.scale = int(getattr(model, "scale", 1))
+        self.predict_tile, self.predict_tile_overlap = predict_tile, predict_tile_overlap
 
     def super_resolve(self, lr: Tensor) -> Tensor:
         """Whole-image inference: pad to the model's multiple, run, crop back to `scale` x the input."""
@@ -69,7 +110,39 @@ class SRTask(ImageTask):
         return sr
 
     def predict_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        return quantize(self.super_resolve(batch[0]))
+        """`batch[0]: (1, 3, H, W)` -> the upscaled image, 8-bit `(1, scale*H, scale*W, 3)` as its PNG holds it."""
+        lr = batch[0]
+        multiple = self.size_multiple
+        if self.predict_tile is None or not any(True for _ in self.model.parameters()):
+            return to_uint8(self.super_resolve(lr))
+        tile = math.ceil(self.predict_tile / multiple) * multiple
+        return to_uint8(tiled_super_resolve(
+            self.model, lr, self.scale, tile=tile, overlap=self.predict_tile_overlap, multiple=multiple,
+        ))
+
+    def write_predictions(self, predictions: list[Tensor], datamodule: L.LightningDataModule, output: Path) -> list[Path]:
+        """The upscaled PNGs under `output` (the inputs' names and sub-folders) and `predictions.csv`."""
+        return write_image_predictions(predictions, datamodule.predict_images, output)
+
+    @classmethod
+    def serving_input(cls, model_input: Any, folder: Path) -> Path:
+        """uint8 `(H, W, 3)`, a list of them or `(N, H, W, 3)` -> PNGs in `folder` (`vision.data.predict_images`)."""
+        return write_serving_images(model_input, folder)
+
+    @classmethod
+    def serving_output(cls, paths: list[Path]) -> np.ndarray | list[np.ndarray]:
+        """The upscaled PNGs as uint8 `(N, scale*H, scale*W, 3)` (a list when sizes differ)."""
+        return read_predicted_images(paths)
+
+    def serving_example(self, datamodule: L.LightningDataModule) -> np.ndarray | None:
+        """A 20x28 crop of the first validation (else test) LR image, uint8 `(1, 20, 28, 3)`."""
+        dataset = getattr(datamodule, "val_set", None) or getattr(datamodule, "test_set", None)
+        pairs = getattr(dataset, "pairs", None)
+        return serving_example_of(pairs[0][0]) if pairs else None
+
+    def serving_signature(self, example: Any, output: Any) -> Any:
+        """uint8 `(N, H, W, 3)` in and out, any size (`vision.data.predict_images.serving_signature`)."""
+        return serving_signature()
 
     def _check_scale(self, lr: Tensor, hr: Tensor) -> None:
         if hr.shape[-2] != lr.shape[-2] * self.scale or hr.shape[-1] != lr.shape[-1] * self.scale:
