@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audio.data.io import save_served_samples
 from audio.separate import apply_model, separate_song, write_stems
 from audio.separation_metrics import source_metrics
 from core.predict import PredictionWriter
@@ -189,13 +190,7 @@ class SeparationTask(BaseTask):
     def serving_input(cls, model_input: Any, folder: Path) -> Path:
         """Raw samples `(channels, samples)` (or mono `(samples,)`) at the model's sample rate, saved as the
         `.npy` array `predict_path` reads."""
-        array = np.asarray(model_input, dtype=np.float32)
-        if array.ndim not in (1, 2):
-            raise ValueError(f"audio separation serves one song of samples (channels, samples) at the model's "
-                             f"sample rate; got an array of shape {array.shape}")
-        path = Path(folder) / "song.npy"
-        np.save(path, array)
-        return path
+        return save_served_samples(model_input, folder, "song", "separation")
 
     @classmethod
     def serving_output(cls, paths: list[Path]) -> np.ndarray:

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audio.data.io import load_audio
+from audio.data.io import load_audio, save_served_samples
 from audio.tag import PREDICTIONS_CSV, TABLE_COLUMNS, tag_table, window_probabilities
 from core.metrics import MaskedMultilabelScores
 from core.task import BaseTask
@@ -161,13 +161,7 @@ class TaggingTask(BaseTask):
     def serving_input(cls, model_input: Any, folder: Path) -> Path:
         """Raw samples at the model's sample rate, `(samples,)` or `(channels, samples)`, saved as the `.npy`
         array `predict_path` reads."""
-        array = np.asarray(model_input, dtype=np.float32)
-        if array.ndim not in (1, 2):
-            raise ValueError(f"audio tagging serves one clip of samples (samples,) or (channels, samples) at the "
-                             f"model's sample rate; got an array of shape {array.shape}")
-        path = Path(folder) / "clip.npy"
-        np.save(path, array)
-        return path
+        return save_served_samples(model_input, folder, "clip", "tagging")
 
     @classmethod
     def serving_output(cls, paths: list[Path]) -> pd.DataFrame:

@@ -124,6 +124,18 @@ def predict_inputs(path: Path | str, max_channels: int | None = None) -> tuple[P
     return root, readable, errors
 
 
+def save_served_samples(model_input: object, folder: Path | str, name: str, what: str) -> Path:
+    """A served model's raw samples, `(samples,)` or `(channels, samples)` at the model's rate, saved as the
+    `.npy` array `predict_path` reads (`folder/name.npy`); `what` names the input in the error."""
+    array = np.asarray(model_input, dtype=np.float32)
+    if array.ndim not in (1, 2):
+        raise ValueError(f"audio {what} serves samples (samples,) or (channels, samples) at the model's sample rate; "
+                         f"got an array of shape {array.shape}")
+    path = Path(folder) / f"{name}.npy"
+    np.save(path, array)
+    return path
+
+
 def input_name(file: Path, root: Path) -> str:
     """How a predicted file is named in the outputs: its path relative to the folder given, or its name."""
     return file.relative_to(root).as_posix() if root.is_dir() else file.name

@@ -17,7 +17,6 @@ The model logged to MLflow serves uint8 arrays `(N, H, W, 3)` the same way.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -25,12 +24,8 @@ import numpy as np
 from torch import Tensor, nn
 
 from vision.data.predict_images import (
-    read_predicted_images,
     serving_example_of,
-    serving_signature,
     to_uint8,
-    write_image_predictions,
-    write_serving_images,
 )
 from vision.metrics import psnr, quantize, ssim
 from vision.tasks.image import Batch, ImageTask
@@ -101,25 +96,8 @@ class LowLightTask(ImageTask):
             out = tiled_inference(self.model, low, tile=tile, overlap=self.tile_overlap, multiple=multiple)
         return to_uint8(out)
 
-    def write_predictions(self, predictions: list[Tensor], datamodule: L.LightningDataModule, output: Path) -> list[Path]:
-        """The enhanced PNGs under `output` (the inputs' names and sub-folders) and `predictions.csv`."""
-        return write_image_predictions(predictions, datamodule.predict_images, output)
-
-    @classmethod
-    def serving_input(cls, model_input: Any, folder: Path) -> Path:
-        """uint8 `(H, W, 3)`, a list of them or `(N, H, W, 3)` -> PNGs in `folder` (`vision.data.predict_images`)."""
-        return write_serving_images(model_input, folder)
-
-    @classmethod
-    def serving_output(cls, paths: list[Path]) -> np.ndarray | list[np.ndarray]:
-        """The enhanced PNGs as uint8 `(N, H, W, 3)` (a list when sizes differ)."""
-        return read_predicted_images(paths)
-
     def serving_example(self, datamodule: L.LightningDataModule) -> np.ndarray | None:
         """A 20x28 crop of the first validation (else test) low-light image, uint8 `(1, 20, 28, 3)`."""
         pairs = getattr(datamodule, "val_pairs", None) or getattr(datamodule, "test_pairs", None)
         return serving_example_of(pairs[0][0]) if pairs else None
 
-    def serving_signature(self, example: Any, output: Any) -> Any:
-        """uint8 `(N, H, W, 3)` in and out, any size (`vision.data.predict_images.serving_signature`)."""
-        return serving_signature()

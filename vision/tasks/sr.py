@@ -23,7 +23,6 @@ logged to MLflow serves uint8 arrays `(N, H, W, 3)` the same way.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -32,12 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vision.data.predict_images import (
-    read_predicted_images,
     serving_example_of,
-    serving_signature,
     to_uint8,
-    write_image_predictions,
-    write_serving_images,
 )
 from vision.metrics import psnr, quantize, ssim
 from vision.resize import imresize
@@ -120,29 +115,11 @@ class SRTask(ImageTask):
             self.model, lr, self.scale, tile=tile, overlap=self.predict_tile_overlap, multiple=multiple,
         ))
 
-    def write_predictions(self, predictions: list[Tensor], datamodule: L.LightningDataModule, output: Path) -> list[Path]:
-        """The upscaled PNGs under `output` (the inputs' names and sub-folders) and `predictions.csv`."""
-        return write_image_predictions(predictions, datamodule.predict_images, output)
-
-    @classmethod
-    def serving_input(cls, model_input: Any, folder: Path) -> Path:
-        """uint8 `(H, W, 3)`, a list of them or `(N, H, W, 3)` -> PNGs in `folder` (`vision.data.predict_images`)."""
-        return write_serving_images(model_input, folder)
-
-    @classmethod
-    def serving_output(cls, paths: list[Path]) -> np.ndarray | list[np.ndarray]:
-        """The upscaled PNGs as uint8 `(N, scale*H, scale*W, 3)` (a list when sizes differ)."""
-        return read_predicted_images(paths)
-
     def serving_example(self, datamodule: L.LightningDataModule) -> np.ndarray | None:
         """A 20x28 crop of the first validation (else test) LR image, uint8 `(1, 20, 28, 3)`."""
         dataset = getattr(datamodule, "val_set", None) or getattr(datamodule, "test_set", None)
         pairs = getattr(dataset, "pairs", None)
         return serving_example_of(pairs[0][0]) if pairs else None
-
-    def serving_signature(self, example: Any, output: Any) -> Any:
-        """uint8 `(N, H, W, 3)` in and out, any size (`vision.data.predict_images.serving_signature`)."""
-        return serving_signature()
 
     def _check_scale(self, lr: Tensor, hr: Tensor) -> None:
         if hr.shape[-2] != lr.shape[-2] * self.scale or hr.shape[-1] != lr.shape[-1] * self.scale:
