@@ -17,13 +17,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps 'tinysoundfont>=0.3.7'
 	touch $(STAMP)
 
-# Each domain adds its part of the demo in <domain>/demo*.mk: a target `demo-<part>`
-# appended to DEMOS, which trains its model and baseline and prints the comparison.
+# Each part of the demo is one file <domain>/demo*.mk: a target `demo-<part>`, appended to DEMOS, that
+# trains one attention model and its strongest baseline into MLflow, and a variable of the same name,
+# `<MLflow experiment> <model> <baseline>` (the runs' `model` tags). core/demo.py runs the parts of
+# DOMAINS (all when empty; `make demo DOMAINS="timeseries molecules"`) with their output in DEMO_LOG,
+# then prints one table of model against baseline from the runs they made.
 DEMOS :=
 include $(sort $(wildcard */demo*.mk))
+DOMAINS ?=
+DEMO_LOG ?= demo.log
 
-demo: $(STAMP) $(DEMOS)
-	@echo "See every run in the MLflow UI: make ui  (http://127.0.0.1:5000)"
+demo: $(STAMP)
+	@$(PY) -m core.demo --domains "$(DOMAINS)" --log "$(DEMO_LOG)" $(foreach part,$(DEMOS),"$(part) $($(part))")
 
 # pytest exits 5 when it collects no test; that is not a failure of the suite.
 test: $(STAMP)

@@ -5,6 +5,7 @@
 # keeps the last weights stable (with a constant lr and a 60 s wall-time budget, 458 and 493 steps
 # ended at 29.50 and 31.73 dB).
 DEMOS += demo-sr
+demo-sr := vision/sr/skimage HAT Bicubic
 
 .PHONY: demo-sr
 demo-sr: $(STAMP)
@@ -14,4 +15,3 @@ demo-sr: $(STAMP)
 	  --trainer.enable_progress_bar=false --trainer.enable_model_summary=false \
 	  --trainer.max_steps=480 --trainer.limit_val_batches=0 --trainer.num_sanity_val_steps=0 --checkpoint.monitor=null \
 	  --model.init_args.lr_scheduler=torch.optim.lr_scheduler.CosineAnnealingLR --model.init_args.lr_scheduler.init_args.T_max=480
-	$(VENV)/bin/attn-compare vision/sr/skimage
