@@ -1,7 +1,7 @@
 """`kernel="auto"`: which exact kernel runs a call, decided in this one place.
 
 The rule (CPU; measured by `attn-bench attention --dispatch` on the shapes the suite's models use,
-`SUITE_SHAPES`, side by side with every exact candidate; the table is in core/README.md):
+`SUITE_SHAPES`, side by side with every exact candidate; the measured table is in the README, "core"):
 
 1. CUDA: `sdpa` (torch's flash / memory-efficient kernels).
 2. A mask or bias over more than `CHUNK_SCORE_BYTES` of scores: `chunked`, whose memory grows
@@ -10,9 +10,12 @@ The rule (CPU; measured by `attn-bench attention --dispatch` on the shapes the s
    needs gradients and falls back to its own math backend, which costs more than ours (HAT's
    window attention with its trained relative-position table: 4.7 against 6.3 ms; R-MAT ties).
    A mask alone (MAT's key padding) needs no gradient and trains faster fused (0.81 against 1.45 ms).
-4. No gradients, short keys (`k_len <= SHORT_KEYS`) and many rows (`batch x heads >= MANY_ROWS`):
-   `math`. For tiny attention maps the fused kernel's per-(batch, head) blocking costs more than
-   two batched matmuls (PatchTST inference: 7.2 against 10.1 ms; Hiformer: 0.37 against 0.48 ms).
+4. No gradients and small scores (at most `SMALL_SCORE_BYTES`) with a mask or bias, or with many
+   rows (`batch x heads >= MANY_ROWS`): `math`. For small attention maps two batched matmuls beat
+   the fused kernel's per-(batch, head) blocking and its mask conversion (MAT inference 0.25 against
+   0.32 ms, R-MAT 0.28 against 0.37, Hiformer 0.34 against 0.44). Larger maps stay fused: the
+   explicit kernel's time there swings with memory allocation (PatchTST inference, 25 MB of scores,
+   measured 7 and 18 ms against the fused kernel's steady 10).
 5. Otherwise `sdpa`: the fused flash kernel wins forward passes and training of ordinary heads,
    tiny heads included (PatchTST's head size 4 trains in 25 against 40 ms).
 
@@ -27,7 +30,7 @@ import torch
 from torch import Tensor
 
 CHUNK_SCORE_BYTES = 512 * 2**20
-SHORT_KEYS = 64
+SMALL_SCORE_BYTES = 4 * 2**20
 MANY_ROWS = 512
 
 
@@ -37,16 +40,14 @@ def auto_kernel(
     """The kernel `auto` runs for this call (see the module docstring for the rule)."""
     if q.is_cuda:
         return "sdpa"
-    if (mask is not None or bias is not None) and q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] * q.element_size() \
-            > CHUNK_SCORE_BYTES:
+    has_mask = mask is not None or bias is not None
+    score_bytes = q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] * q.element_size()
+    if has_mask and score_bytes > CHUNK_SCORE_BYTES:
         return "chunked"
-    if not torch.is_grad_enabled():
-        needs_grad = False
-    else:
-        needs_grad = q.requires_grad or k.requires_grad or v.requires_grad or (bias is not None and bias.requires_grad)
-    if needs_grad:
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
+                                    or (bias is not None and bias.requires_grad)):
         return "math" if bias is not None and bias.requires_grad else "sdpa"
-    if k.shape[2] <= SHORT_KEYS and q.shape[0] * q.shape[1] >= MANY_ROWS:
+    if score_bytes <= SMALL_SCORE_BYTES and (has_mask or q.shape[0] * q.shape[1] >= MANY_ROWS):
         return "math"
     return "sdpa"
 
@@ -112,4 +113,4 @@ SUITE_SHAPES: tuple[AttentionShape, ...] = (
 )
 
 
-__all__ = ["CHUNK_SCORE_BYTES", "MANY_ROWS", "SHORT_KEYS", "SUITE_SHAPES", "AttentionShape", "auto_kernel"]
+__all__ = ["CHUNK_SCORE_BYTES", "MANY_ROWS", "SMALL_SCORE_BYTES", "SUITE_SHAPES", "AttentionShape", "auto_kernel"]

@@ -80,12 +80,12 @@ def _as_4d(t: Tensor | None) -> Tensor | None:
 def _check_inputs(
     q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, bias: Tensor | None, dropout_p: float
 ) -> None:
-    # Every call passes through here: the common case is a few integer comparisons; the messages are
-    # built only on failure.
+    # Every call passes through here: the common case is integer comparisons in Python; the messages
+    # (and torch.broadcast_shapes) only come when something is wrong.
     qs, ks, vs = q.shape, k.shape, v.shape
     if len(qs) == len(ks) == len(vs) == 4 and qs[0] == ks[0] == vs[0] and ks[1] == vs[1] and ks[2] == vs[2] \
             and qs[1] % ks[1] == 0 and qs[3] == ks[3] and q.dtype == k.dtype == v.dtype and q.is_floating_point() \
-            and mask is None and bias is None and 0.0 <= dropout_p < 1.0:
+            and 0.0 <= dropout_p < 1.0 and _fits(mask, qs, ks, bias=False) and _fits(bias, qs, ks, bias=True):
         return
     shapes = f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
@@ -112,6 +112,15 @@ def _check_inputs(
             raise ValueError(f"attention: {name} of shape {tuple(t.shape)} does not broadcast to {target}")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"attention: dropout_p must be in [0, 1); got {dropout_p}")
+
+
+def _fits(t: Tensor | None, qs: torch.Size, ks: torch.Size, bias: bool) -> bool:
+    """Whether a mask (bool or float) or a bias (float) broadcasts to `(batch, heads, q_len, k_len)`."""
+    if t is None:
+        return True
+    if not (t.is_floating_point() or (not bias and t.dtype == torch.bool)) or t.dim() > 4:
+        return False
+    return all(a == 1 or a == b for a, b in zip(reversed(t.shape), (ks[2], qs[2], qs[1], qs[0]), strict=False))
 
 
 def _broadcasts(shape: torch.Size, target: tuple[int, ...]) -> bool:

@@ -14,11 +14,13 @@ def rand(*shape, seed=0, grad=False):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).requires_grad_(grad)
 
 
-def test_inference_takes_the_fused_kernel_even_with_a_bias():
-    q = rand(2, 4, 16, 8)
+def test_inference_takes_the_fused_kernel_unless_the_map_is_small():
+    q = rand(2, 4, 64, 8)  # 128 KiB of scores
     with torch.inference_mode():
-        assert auto_kernel(q, q, q, None, None) == "sdpa"
-        assert auto_kernel(q, q, q, torch.ones(16, 16, dtype=torch.bool), rand(1, 4, 16, 16)) == "sdpa"
+        assert auto_kernel(q, q, q, None, None) == "sdpa"  # few rows, no mask
+        assert auto_kernel(q, q, q, torch.ones(64, 64, dtype=torch.bool), rand(1, 4, 64, 64)) == "math"
+        big = rand(2, 4, 1024, 8)  # 32 MiB of scores: fused, mask or not
+        assert auto_kernel(big, big, big, torch.ones(1024, 1024, dtype=torch.bool), None) == "sdpa"
 
 
 def test_training_through_a_trained_bias_takes_math_and_a_mask_alone_stays_fused():
@@ -37,13 +39,14 @@ def test_tiny_heads_train_fused():
 
 def test_inference_of_many_small_maps_takes_math():
     rows = dispatch.MANY_ROWS // 4
-    small = rand(rows, 4, dispatch.SHORT_KEYS, 4)
+    small = rand(rows, 4, 16, 4)
     with torch.no_grad():
         assert auto_kernel(small, small, small, None, None) == "math"
-        longer = rand(rows, 4, dispatch.SHORT_KEYS + 1, 4)
-        assert auto_kernel(longer, longer, longer, None, None) == "sdpa"
         few = rand(rows // 2 - 1, 2, 16, 4)
         assert auto_kernel(few, few, few, None, None) == "sdpa"
+        side = int((dispatch.SMALL_SCORE_BYTES / (rows * 4 * 4)) ** 0.5) + 1  # just over the small-map size
+        large = rand(rows, 4, side, 4)
+        assert auto_kernel(large, large, large, None, None) == "sdpa"
     assert auto_kernel(small.requires_grad_(), small, small, None, None) == "sdpa"  # training: fused
 
 
@@ -89,7 +92,7 @@ def test_dispatch_bench_times_every_candidate_and_names_autos_pick(tmp_path, cap
     bench_main(["attention", "--dispatch-only", "--rounds", "1", "--shapes", "rmat_esol-relative", "--no-mlflow", "--json", str(out)])
     rows = json.loads(out.read_text())
     assert [(r["model"], r["settings"]["mode"]) for r in rows] == [("rmat_esol-relative", "train"), ("rmat_esol-relative", "infer")]
-    assert [r["settings"]["auto"] for r in rows] == ["math", "sdpa"]
+    assert [r["settings"]["auto"] for r in rows] == ["math", "math"]  # trained bias; a small masked map
     for r in rows:
         assert all(r["measures"][f"{n}_ms"] > 0 for n in ("math", "sdpa", "chunked", "plain"))
         assert r["measures"]["auto_vs_best"] > 0
