@@ -30,9 +30,13 @@ DEMO_LOG ?= demo.log
 demo: $(STAMP)
 	@$(PY) -m core.demo --domains "$(DOMAINS)" --log "$(DEMO_LOG)" $(foreach part,$(DEMOS),"$(part) $($(part))")
 
-# pytest exits 5 when it collects no test; that is not a failure of the suite.
+# pytest exits 5 when it collects no test; that is not a failure of the suite. The tests run in
+# TEST_WORKERS processes (pytest-xdist, one test file per worker at a time; 0: in this process), each
+# with OMP_NUM_THREADS torch threads (default 1; `make test OMP_NUM_THREADS=2` for two).
+TEST_WORKERS ?= 2
+OMP_NUM_THREADS ?= 1
 test: $(STAMP)
-	$(PY) -m pytest -q || [ $$? -eq 5 ]
+	OMP_NUM_THREADS=$(OMP_NUM_THREADS) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile || [ $$? -eq 5 ]
 
 # The MLflow UI on the local store (http://127.0.0.1:$(UI_PORT)); the runs' artifacts are files under
 # mlflow/artifacts. A shared tracking server instead: README, "Tracking server".
