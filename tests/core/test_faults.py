@@ -40,6 +40,12 @@ def last_step(folder: Path) -> int:
         return -1
 
 
+def _logged_up_to(client: MlflowClient) -> int:
+    """The highest `train/loss_step` step the first toy run has logged (-1 before it has one)."""
+    runs = toy_runs(client)
+    return max(steps(client, runs[0]), default=-1) if runs else -1
+
+
 def wait_for(condition, timeout: float, what: str, process=None) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -60,7 +66,11 @@ def test_a_killed_fit_resumes_from_last_ckpt(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     budget = ["--trainer.max_steps=24", "--trainer.max_epochs=100", "--checkpoint.every_n_train_steps=4", *SLOW_STEPS]
     first = fit_process(uri, tmp_path, *budget)
-    wait_for(lambda: last_step(tmp_path) >= 8, 300, "a last.ckpt of step 8", first)
+    # Lightning writes a step's checkpoint before it logs that step's metrics: kill once the store has
+    # step 9, so that every step before the step-8 checkpoint has landed (a SIGKILL between a checkpoint
+    # and its step's metrics loses that one step, which the resumed fit does not repeat)
+    client = MlflowClient(uri)
+    wait_for(lambda: last_step(tmp_path) >= 8 and _logged_up_to(client) >= 9, 300, "step 9 logged after a last.ckpt of step 8", first)
     first.send_signal(signal.SIGKILL)  # halfway: no teardown, no finalize
     first.communicate()
     killed_at = last_step(tmp_path)
@@ -68,7 +78,6 @@ def test_a_killed_fit_resumes_from_last_ckpt(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     main(["fit", "--config", TOY, f"--trainer.default_root_dir={tmp_path}", *budget, "--ckpt_path", "last"])
-    client = MlflowClient(uri)
     killed, resumed = toy_runs(client)
     assert killed.info.status == "RUNNING" and resumed.info.status == "FINISHED"  # SIGKILL leaves no end
     assert resumed.data.tags["resumed_from"] == killed.info.run_id
