@@ -330,6 +330,9 @@ def main(argv: list[str] | None = None) -> None:
             continue
         add_subcommand(subparsers)
     args = parser.parse_args(argv)
+    from core.cli import quiet_framework
+
+    quiet_framework()  # the frameworks' tips and known deprecation warnings, as under `attn`
     args.func(args)
 
 
