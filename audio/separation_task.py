@@ -21,7 +21,6 @@ so a folder of songs is never held in memory. Served through MLflow, the model t
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audio.data.io import save_served_samples
+from audio.data.io import decoded_predictions, save_served_samples
 from audio.separate import apply_model, separate_song, write_stems
 from audio.separation_metrics import source_metrics
 from core.predict import PredictionWriter
@@ -164,13 +163,7 @@ class SeparationTask(BaseTask):
         """`output/<song>/<source>.wav` per song and `output/stems.csv` (one row per song, the WAV of each
         source); songs that failed to decode are named on stderr and added to `datamodule.predict_skipped`."""
         output, sources = Path(output), list(self.model.sources)
-        done, failed = [p for p in predictions if "error" not in p], [p["error"] for p in predictions if "error" in p]
-        if not done:
-            raise ValueError(failed[0] if len(failed) == 1 else f"{datamodule.predict_path}: none of its {len(failed)} "
-                             f"files could be decoded (first: {failed[0]})")
-        for error in failed:
-            print(f"skipped {error}", file=sys.stderr)
-        datamodule.predict_skipped = int(getattr(datamodule, "predict_skipped", 0)) + len(failed)
+        done = decoded_predictions(predictions, datamodule)
         rows, written = [], []
         for p in done:
             folder = output / datamodule.predict_folders[p["index"]]

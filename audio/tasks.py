@@ -25,7 +25,6 @@ one-row DataFrame of tag probabilities.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audio.data.io import load_audio, save_served_samples
+from audio.data.io import decoded_predictions, load_audio, save_served_samples
 from audio.tag import PREDICTIONS_CSV, TABLE_COLUMNS, tag_table, window_probabilities
 from core.metrics import MaskedMultilabelScores
 from core.task import BaseTask
@@ -141,13 +140,7 @@ class TaggingTask(BaseTask):
         """`output/predicted_tags.csv`: one row per file read (`audio.tag.tag_table`); files that failed to
         decode are named on stderr and added to `datamodule.predict_skipped`."""
         tags, names = list(datamodule.tags), datamodule.predict_names
-        done, failed = [p for p in predictions if "error" not in p], [p["error"] for p in predictions if "error" in p]
-        if not done:
-            raise ValueError(failed[0] if len(failed) == 1 else f"{datamodule.predict_path}: none of its {len(failed)} "
-                             f"files could be decoded (first: {failed[0]})")
-        for error in failed:
-            print(f"skipped {error}", file=sys.stderr)
-        datamodule.predict_skipped = int(getattr(datamodule, "predict_skipped", 0)) + len(failed)
+        done = decoded_predictions(predictions, datamodule)
         if len(done[0]["scores"]) != len(tags):
             raise ValueError(f"audio.tasks: the model predicts {len(done[0]['scores'])} tags but its checkpoint names "
                              f"{len(tags)} ({', '.join(tags[:5])}, ...)")

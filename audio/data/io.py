@@ -11,6 +11,7 @@ array it receives (`TaggingTask.serving_input`, `SeparationTask.serving_input`).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,19 @@ def predict_inputs(path: Path | str, max_channels: int | None = None) -> tuple[P
             raise ValueError(f"{errors[0]}; {FORMATS_HINT}")
         raise ValueError(f"{root}: none of its {len(files)} audio files can be read (first: {errors[0]}); {FORMATS_HINT}")
     return root, readable, errors
+
+
+def decoded_predictions(predictions: list[dict], datamodule: object) -> list[dict]:
+    """The per-file predict outputs that decoded; the others (`{"error": ...}`) are named on stderr and
+    added to `datamodule.predict_skipped`. None decoded: a ValueError naming the input."""
+    done, failed = [p for p in predictions if "error" not in p], [p["error"] for p in predictions if "error" in p]
+    if not done:
+        raise ValueError(failed[0] if len(failed) == 1 else f"{datamodule.predict_path}: none of its {len(failed)} "
+                         f"files could be decoded (first: {failed[0]})")
+    for error in failed:
+        print(f"skipped {error}", file=sys.stderr)
+    datamodule.predict_skipped = int(getattr(datamodule, "predict_skipped", 0)) + len(failed)
+    return done
 
 
 def save_served_samples(model_input: object, folder: Path | str, name: str, what: str) -> Path:
