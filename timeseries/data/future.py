@@ -14,18 +14,10 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from timeseries.data.reader import (
-    FillMode,
-    SeriesTable,
-    _columns_with,
-    _fill,
-    _parse_dates,
-    _parse_values,
-)
+from timeseries.data.reader import FillMode, SeriesTable, series_table
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +57,8 @@ def read_forecast_input(
     if len(frame) < seq_len:
         raise ValueError(f"{path}: {len(frame)} rows found; the model needs at least seq_len={seq_len} rows "
                          "(its look-back) to forecast what follows the last one")
-    dates = _parse_dates(path, frame[date_column], date_column)
-    values, empty = _parse_values(path, frame[list(columns)])
-    filled = 0
-    if empty.any():
-        if fill_missing == "error":
-            first = int(np.argmax(empty.any(axis=1))) + 2
-            raise ValueError(f"{path}: {int(empty.sum())} missing values (empty or NaN) in column(s) "
-                             f"{_columns_with(empty, list(columns))}, first at line {first}; fill them, or pass "
-                             "--data.init_args.fill_missing=ffill (or interpolate)")
-        values, filled = _fill(path, values, fill_missing, list(columns)), int(empty.sum())
-        log.warning("%s: filled %d missing values with %s", path, filled, fill_missing)
-    return SeriesTable(path=path, dates=dates, columns=tuple(columns), values=values, filled=filled)
+    return series_table(path, frame, date_column, list(columns), fill_missing,
+                        fill_hint="fill them, or pass --data.init_args.fill_missing=ffill (or interpolate)")
 
 
 def series_frequency(dates: pd.DatetimeIndex) -> str | None:

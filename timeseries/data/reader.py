@@ -64,6 +64,15 @@ def read_series_csv(path: str | Path, *, date_column: str = "date", fill_missing
     value_columns = _value_columns(path, list(frame.columns), date_column)
     if len(frame) == 0:
         raise ValueError(f"{path}: no data rows after the header")
+    return series_table(path, frame, date_column, value_columns, fill_missing)
+
+
+def series_table(
+    path: str, frame: pd.DataFrame, date_column: str, value_columns: list[str], fill_missing: FillMode,
+    fill_hint: str = "pass fill_missing='ffill' or 'interpolate' to fill them",
+) -> SeriesTable:
+    """The `SeriesTable` of a CSV's rows read as text (`frame`): dates and values parsed, missing values
+    filled by `fill_missing` or refused with one line naming the columns, the first line and `fill_hint`."""
     dates = _parse_dates(path, frame[date_column], date_column)
     values, missing = _parse_values(path, frame[value_columns])
     filled = 0
@@ -72,7 +81,7 @@ def read_series_csv(path: str | Path, *, date_column: str = "date", fill_missing
             raise ValueError(
                 f"{path}: {int(missing.sum())} missing values (empty or NaN) in column(s) "
                 f"{_columns_with(missing, value_columns)}, first at line {int(np.argmax(missing.any(axis=1))) + 2}; "
-                "pass fill_missing='ffill' or 'interpolate' to fill them"
+                f"{fill_hint}"
             )
         values, filled = _fill(path, values, fill_missing, value_columns), int(missing.sum())
         log.warning("%s: filled %d missing values with %s", path, filled, fill_missing)
