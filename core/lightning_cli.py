@@ -99,6 +99,9 @@ class AttnParser(LightningArgumentParser):
 class AttnCLI(LightningCLI):
     """LightningCLI with MLflow logging, run names, tags and config artifacts wired in (module docstring)."""
 
+    # why the tracked run is a smoke run ("" if it is not), as its tags say; set when the run is configured
+    run_smoke_reason: str = ""
+
     def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("parser_class", AttnParser)
         super().__init__(
@@ -185,10 +188,8 @@ class AttnCLI(LightningCLI):
         best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
         if self._get(self.config, "test_after_fit"):
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
-        trainer = self.config_dump.get("trainer") or {}
-        trainable = self.model.model_from_data or self.model.num_parameters() > 0
         log_model = self._get(self.config, "log_model")
-        if log_model or (log_model is None and not smoke_reason(trainer, "fit", trainable)):
+        if log_model or (log_model is None and not self.run_smoke_reason):
             from core.serving import log_trained_model
 
             last = self.trainer.checkpoint_callback.last_model_path if self.trainer.checkpoint_callback else ""
@@ -248,6 +249,7 @@ class AttnCLI(LightningCLI):
             elif not reason:  # testing a smoke fit's weights is a smoke run too
                 reason = _smoke_of_run(loggers[0], source[0])
             tags.update({"smoke": str(bool(reason)).lower(), "smoke_reason": reason})
+        self.run_smoke_reason = reason
         name = run_name(
             tags["model"], subcommand=subcommand, smoke=bool(reason), resumed=bool(source) and subcommand == "fit", **identity,
         )

@@ -26,7 +26,6 @@ the YAML (`core.cli` passes it as `--config`), and every task saves its hyper-pa
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -146,7 +145,3 @@ class PredictionWriter(BasePredictionWriter):
         sample = [p for p in self.written if p.is_file() and p.stat().st_size <= SAMPLE_BYTES][:SAMPLE_FILES]
         for path in sample:
             log_file(trainer, path, "predictions")
-
-def clear_output(output: Path) -> None:
-    """Remove a folder of earlier predictions (used by serving, which writes into a temporary folder)."""
-    shutil.rmtree(output, ignore_errors=True)

@@ -52,12 +52,13 @@ def predict_files(checkpoint: str | Path, predict_path: str | Path, output: str 
     """
     from core.cli import config_of_checkpoint
     from core.lightning_cli import AttnCLI
+    from core.predict import PredictionWriter
 
     argv = ["predict", "--ckpt_path", str(checkpoint), "--predict_path", str(predict_path), "--output", str(output),
             "--trainer.logger=false", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
     with config_of_checkpoint(argv) as full:
         cli = AttnCLI(args=full)
-    writers = [c for c in cli.trainer.callbacks if hasattr(c, "written")]
+    writers = [c for c in cli.trainer.callbacks if isinstance(c, PredictionWriter)]
     return writers[0].written if writers else []
 
 
