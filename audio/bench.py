@@ -75,12 +75,10 @@ def run(args: argparse.Namespace) -> None:
     print(f"[tagging] {data.dataset_name}: {counts['train_clips']}/{counts['val_clips']}/{counts['test_clips']} clips, "
           f"{data.num_tags} tags; data ready in {prepare_seconds:.0f} s ({counts['skipped_files']} skipped, "
           f"{counts['missing_files']} missing, {counts['padded_clips']} padded)", flush=True)
-    if not args.no_mlflow:  # create a fresh SQLite store once here, not racing from two processes
-        from mlflow.tracking import MlflowClient
+    if not args.no_mlflow:
+        from core.tracking import create_store
 
-        from core.tracking import default_tracking_uri
-
-        MlflowClient(default_tracking_uri()).search_experiments(max_results=1)
+        create_store()
     rows: list[BenchRow] = []
     neural = [m for m in args.models if m in NEURAL]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=get_context("spawn")) as pool:

@@ -93,12 +93,10 @@ def run(args: argparse.Namespace) -> None:
     counts = data.data_counts()
     print(f"[separation] {data.dataset_name}: {counts['train_tracks']}/{counts['valid_tracks']}/{counts['test_tracks']} tracks "
           f"({counts['skipped_tracks']} skipped), data ready in {prepare_seconds:.0f} s", flush=True)
-    if not args.no_mlflow:  # create a fresh SQLite store once here, not racing from two processes
-        from mlflow.tracking import MlflowClient
+    if not args.no_mlflow:
+        from core.tracking import create_store
 
-        from core.tracking import default_tracking_uri
-
-        MlflowClient(default_tracking_uri()).search_experiments(max_results=1)
+        create_store()
     rows: list[BenchRow] = []
     checkpoints: dict[str, str] = {}
     trained = [m for m in args.models if m in TRAINED]

@@ -55,6 +55,14 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{(LOCAL_STORE_DIR / 'mlflow.db').resolve()}"
 
 
+def create_store() -> None:
+    """Create the tracking store (the SQLite tables of a fresh local store) now, once: benchmarks call it
+    before their parallel runs, which would otherwise race to create it from several processes."""
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(default_tracking_uri()).search_experiments(max_results=1)
+
+
 def local_artifact_location(experiment_name: str) -> str | None:
     """Artifact folder for an experiment in the local store (None for a user-provided server)."""
     if os.environ.get("MLFLOW_TRACKING_URI"):

@@ -97,12 +97,10 @@ def run(args: argparse.Namespace) -> None:
     print(f"[molecules] {args.dataset}: {len(data.train_set)}/{len(data.val_set)}/{len(data.test_set)} molecules, "
           f"{data.skipped_rows} skipped; featurized in {data.featurize_seconds:.1f} s "
           f"({stats.computed} computed, {stats.cached} from cache, {stats.fallbacks} conformer fallbacks)", flush=True)
-    if not args.no_mlflow:  # create a fresh SQLite store once here, not racing from two processes
-        from mlflow.tracking import MlflowClient
+    if not args.no_mlflow:
+        from core.tracking import create_store
 
-        from core.tracking import default_tracking_uri
-
-        MlflowClient(default_tracking_uri()).search_experiments(max_results=1)
+        create_store()
     runs: list[BenchRow] = []
     neural = [(m, s) for m in args.models if m in NEURAL for s in args.seeds]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=get_context("spawn")) as pool:
