@@ -7,6 +7,8 @@ compare models by ratios measured in the same run, never across runs.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import time
 from collections.abc import Callable
@@ -55,8 +57,20 @@ def _rss(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+def _release_free_heap() -> None:
+    """Hand memory freed earlier back to the OS (glibc keeps it resident), so a peak is measured
+    from what the process really holds; without it a long-lived process (a test worker, a
+    benchmark after another model) reuses resident pages and reports no added memory."""
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):  # not glibc: nothing to release
+        pass
+
+
 def reset_peak_memory() -> bool:
     """Reset this process's peak resident memory (Linux VmHWM); False where that is impossible."""
+    _release_free_heap()
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -71,13 +85,17 @@ def measure_cpu(fn: Callable[[], Any], repeats: int = 1) -> tuple[float, float |
     can_reset = reset_peak_memory()
     base = _rss("VmRSS")
     times = []
+    peak = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - start)
+        # Read while the output is alive: the kernel updates the high-water mark lazily (at unmap
+        # time), but VmHWM is never below the current VmRSS, so the output is always counted.
+        peak = max(peak, _rss("VmHWM"))
         del out
-    peak = (_rss("VmHWM") - base) / 2**30 if can_reset else None
-    return sorted(times)[len(times) // 2], peak
+    peak = max(peak, _rss("VmHWM"))
+    return sorted(times)[len(times) // 2], ((peak - base) / 2**30 if can_reset else None)
 
 
 def peak_memory_gib() -> float:
