@@ -15,6 +15,8 @@ forward+backward, causal and not, head_dim 64 and 128, in TFLOP/s.
 from __future__ import annotations
 
 import argparse
+import math
+import random
 import time
 from collections.abc import Callable
 
@@ -41,7 +43,7 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu", action="store_true", help="also run the GPU triton-vs-sdpa table (needs CUDA)")
     p.add_argument("--dispatch", action="store_true", help="time auto's choice against every exact kernel on the suite's shapes")
     p.add_argument("--dispatch-only", action="store_true", help="only the dispatch table (no sequence sweep)")
-    p.add_argument("--rounds", type=int, default=9, help="alternating timing rounds per dispatch shape (median)")
+    p.add_argument("--rounds", type=int, default=15, help="alternating timing rounds per dispatch shape (median)")
     p.add_argument("--shapes", nargs="+", help="dispatch shape names to time (default: all)")
     add_common_arguments(p)
     p.set_defaults(func=run)
@@ -79,6 +81,7 @@ def _row(kernel: str, seq: int, args: argparse.Namespace, seconds: float | None,
 
 
 DISPATCH_CANDIDATES = ("math", "sdpa", "chunked")
+MIN_SAMPLE_S = 20e-3
 
 
 def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
@@ -109,14 +112,24 @@ def time_shape(shape: AttentionShape, train: bool, rounds: int) -> dict[str, flo
             with torch.inference_mode():
                 fn()
 
-    for fn in calls.values():  # warm-up
+    first = {}
+    for name, fn in calls.items():  # warm-up, and the cost of one call
         run(fn)
+        start = time.perf_counter()
+        run(fn)
+        first[name] = time.perf_counter() - start
+    # Sub-millisecond calls are timed in loops of `inner` calls (the same for every candidate), so
+    # one sample spans at least MIN_SAMPLE_S and the timer's and the scheduler's jitter average out.
+    inner = max(1, min(400, math.ceil(MIN_SAMPLE_S / max(min(first.values()), 1e-6))))
     times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, fn in calls.items():
+    order = random.Random(0)
+    for _ in range(rounds):  # a fresh seeded order each round: no candidate always follows the same one
+        for name in order.sample(list(calls), len(calls)):
+            fn = calls[name]
             start = time.perf_counter()
-            run(fn)
-            times[name].append(time.perf_counter() - start)
+            for _ in range(inner):
+                run(fn)
+            times[name].append((time.perf_counter() - start) / inner)
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 

@@ -8,14 +8,18 @@ The rule (CPU; measured by `attn-bench attention --dispatch` on the shapes the s
    with seq x block instead of seq^2 (torch's CPU kernel materializes such scores).
 3. Gradients needed through a bias: `math`. torch's CPU sdpa has no fused kernel for a bias that
    needs gradients and falls back to its own math backend, which costs more than ours (HAT's
-   window attention with its trained relative-position table: 4.7 against 6.3 ms; R-MAT ties).
-   A mask alone (MAT's key padding) needs no gradient and trains faster fused (0.81 against 1.45 ms).
-4. No gradients and small scores (at most `SMALL_SCORE_BYTES`) with a mask or bias, or with many
-   rows (`batch x heads >= MANY_ROWS`): `math`. For small attention maps two batched matmuls beat
-   the fused kernel's per-(batch, head) blocking and its mask conversion (MAT inference 0.25 against
-   0.32 ms, R-MAT 0.28 against 0.37, Hiformer 0.34 against 0.44). Larger maps stay fused: the
-   explicit kernel's time there swings with memory allocation (PatchTST inference, 25 MB of scores,
-   measured 7 and 18 ms against the fused kernel's steady 10).
+   window attention with its trained relative-position table: 4.6 against 6.4 ms; its shifted
+   windows, bias and mask, 5.6 against 7.3 ms, since `math` adds a bool mask as 0/-inf in training
+   and so skips a masked_fill's backward pass; R-MAT 1.34 against 1.58 ms).
+   A mask alone (MAT's key padding) needs no gradient and trains faster fused (0.73 against 1.33 ms).
+4. No gradients, and many rows (`batch x heads >= MANY_ROWS`) or small scores (at most
+   `SMALL_SCORE_BYTES`) with a mask or bias: `math`. For small attention maps two batched matmuls
+   beat the fused kernel's per-(batch, head) blocking and its mask conversion (MAT inference 0.21
+   against 0.29 ms, R-MAT 0.22 against 0.31, Hiformer 0.38 against 0.44). Many rows win even when
+   the scores are large, because `math` then runs the batch in slices of at most
+   `math_kernel.SLICE_SCORE_BYTES` (PatchTST inference, 25 MB of scores: 6.6 against 10.4 ms;
+   whole, its time swung between 7 and 20 ms with how the allocator served the buffer). Larger
+   maps with few rows stay fused (HAT's windows at inference: 4.8 against 7.7 ms).
 5. Otherwise `sdpa`: the fused flash kernel wins forward passes and training of ordinary heads,
    tiny heads included (PatchTST's head size 4 trains in 25 against 40 ms).
 
@@ -47,7 +51,7 @@ def auto_kernel(
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
                                     or (bias is not None and bias.requires_grad)):
         return "math" if bias is not None and bias.requires_grad else "sdpa"
-    if score_bytes <= SMALL_SCORE_BYTES and (has_mask or q.shape[0] * q.shape[1] >= MANY_ROWS):
+    if q.shape[0] * q.shape[1] >= MANY_ROWS or (has_mask and score_bytes <= SMALL_SCORE_BYTES):
         return "math"
     return "sdpa"
 

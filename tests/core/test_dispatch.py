@@ -46,8 +46,30 @@ def test_inference_of_many_small_maps_takes_math():
         assert auto_kernel(few, few, few, None, None) == "sdpa"
         side = int((dispatch.SMALL_SCORE_BYTES / (rows * 4 * 4)) ** 0.5) + 1  # just over the small-map size
         large = rand(rows, 4, side, 4)
-        assert auto_kernel(large, large, large, None, None) == "sdpa"
+        assert auto_kernel(large, large, large, None, None) == "math"  # many rows: math runs it in slices
     assert auto_kernel(small.requires_grad_(), small, small, None, None) == "sdpa"  # training: fused
+
+
+def test_math_slices_a_large_batch_without_changing_the_result(monkeypatch):
+    import core.attention.math_kernel as math_kernel
+
+    q, k, v = rand(6, 2, 5, 4, seed=1), rand(6, 2, 7, 4, seed=2), rand(6, 2, 7, 3, seed=3)
+    mask = torch.rand(6, 1, 5, 7, generator=torch.Generator().manual_seed(4)) > 0.4
+    mask[1] = False  # one batch item with no attendable key at all
+    bias = rand(1, 2, 5, 7, seed=5)
+    with torch.no_grad():
+        whole = math_attention(q, k, v, mask=mask, bias=bias)
+        seen = []
+        real = math_kernel._attend
+        monkeypatch.setattr(math_kernel, "_attend", lambda q, *a: seen.append(q.shape[0]) or real(q, *a))
+        monkeypatch.setattr(math_kernel, "SLICE_SCORE_BYTES", 2 * 5 * 7 * 4 * 4)  # four items a slice
+        sliced = math_attention(q, k, v, mask=mask, bias=bias)
+    assert seen == [4, 2]
+    torch.testing.assert_close(sliced, whole, atol=0, rtol=0)
+    assert sliced[1].abs().max() == 0
+    seen.clear()
+    math_attention(q.requires_grad_(), k, v, mask=mask, bias=bias).sum().backward()
+    assert seen == [6]  # with gradients the batch stays whole (autograd keeps every slice's scores anyway)
 
 
 def test_large_masked_calls_take_the_blocked_kernel(monkeypatch):
