@@ -68,6 +68,26 @@ def _release_free_heap() -> None:
         pass
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+STEADY_MMAP_BYTES = 32 * 2**20  # glibc's own ceiling for its dynamic mmap threshold
+
+
+def steady_allocator() -> bool:
+    """Fix glibc's allocation thresholds at the values a long training loop settles on, for timing.
+
+    glibc serves a block above its mmap threshold with fresh pages (faulted in on first touch) and
+    raises that threshold as such blocks are freed, so the same call can take one time or twice it
+    depending on what ran before; a training loop's repeated shapes soon raise it to its 32 MiB
+    ceiling. Fixing the threshold there (and the trim threshold above it) times every candidate in
+    that steady state. False where the C library is not glibc (nothing changes).
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, STEADY_MMAP_BYTES)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2 * STEADY_MMAP_BYTES))
+    except (OSError, AttributeError, TypeError):
+        return False
+
+
 def reset_peak_memory() -> bool:
     """Reset this process's peak resident memory (Linux VmHWM); False where that is impossible."""
     _release_free_heap()

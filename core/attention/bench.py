@@ -25,7 +25,7 @@ import torch
 from core.attention.dispatch import SUITE_SHAPES, AttentionShape, auto_kernel
 from core.attention.functional import attention
 from core.bench import BenchRow, add_common_arguments, report
-from core.profiling import measure_cpu
+from core.profiling import measure_cpu, steady_allocator
 
 CPU_KERNELS = ("math", "sdpa", "chunked", "linear")
 CPU_SEQS = (512, 1024, 2048, 4096, 8192, 16384, 32768)
@@ -98,7 +98,9 @@ def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 
 
 def time_shape(shape: AttentionShape, train: bool, rounds: int) -> dict[str, float]:
-    """Median seconds of each candidate, `plain` and `auto` on `shape`, timed in alternating rounds."""
+    """Median seconds of each candidate, `plain` and `auto` on `shape`, timed in alternating rounds
+    (with the allocator in a training loop's steady state, `core.profiling.steady_allocator`)."""
+    steady_allocator()
     inputs = shape.tensors(train)
     q, k, v, mask, bias, causal = (inputs[n] for n in ("q", "k", "v", "mask", "bias", "causal"))
     calls: dict[str, Callable[[], torch.Tensor]] = {"plain": lambda: plain_attention(q, k, v, mask, bias, causal)}

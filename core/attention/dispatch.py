@@ -12,14 +12,16 @@ The rule (CPU; measured by `attn-bench attention --dispatch` on the shapes the s
    windows, bias and mask, 5.6 against 7.3 ms, since `math` adds a bool mask as 0/-inf in training
    and so skips a masked_fill's backward pass; R-MAT 1.34 against 1.58 ms).
    A mask alone (MAT's key padding) needs no gradient and trains faster fused (0.73 against 1.33 ms).
-4. No gradients, and many rows (`batch x heads >= MANY_ROWS`) or small scores (at most
-   `SMALL_SCORE_BYTES`) with a mask or bias: `math`. For small attention maps two batched matmuls
-   beat the fused kernel's per-(batch, head) blocking and its mask conversion (MAT inference 0.21
-   against 0.29 ms, R-MAT 0.22 against 0.31, Hiformer 0.38 against 0.44). Many rows win even when
-   the scores are large, because `math` then runs the batch in slices of at most
-   `math_kernel.SLICE_SCORE_BYTES` (PatchTST inference, 25 MB of scores: 6.6 against 10.4 ms;
-   whole, its time swung between 7 and 20 ms with how the allocator served the buffer). Larger
-   maps with few rows stay fused (HAT's windows at inference: 4.8 against 7.7 ms).
+4. No gradients, and many rows (`batch x heads >= MANY_ROWS`), heads of at least `WIDE_HEAD`
+   channels, or small scores (at most `SMALL_SCORE_BYTES`) with a mask or bias: `math`. For small
+   attention maps two batched matmuls beat the fused kernel's per-(batch, head) blocking and its
+   mask conversion (MAT inference 0.20 against 0.28 ms, R-MAT 0.21 against 0.31, Hiformer 0.37
+   against 0.46). Many rows win even when the scores are large, because `math` then runs the
+   batch in slices of at most `math_kernel.SLICE_SCORE_BYTES` (PatchTST inference, 25 MB of
+   scores: 6.5 against 10.4 ms; whole, 8.6 ms in the allocator's steady state and up to 20 ms
+   outside it). Wide heads: LLFormer's fusion attention, whose tokens are whole feature maps
+   (3 tokens of 32,768 channels), 0.175 against 0.189 ms. Larger maps of few rows and ordinary
+   heads stay fused (HAT's windows at inference: 4.3 against 6.9 ms).
 5. Otherwise `sdpa`: the fused flash kernel wins forward passes and training of ordinary heads,
    tiny heads included (PatchTST's head size 4 trains in 25 against 40 ms).
 
@@ -36,6 +38,7 @@ from torch import Tensor
 CHUNK_SCORE_BYTES = 512 * 2**20
 SMALL_SCORE_BYTES = 4 * 2**20
 MANY_ROWS = 512
+WIDE_HEAD = 1024
 
 
 def auto_kernel(
@@ -51,7 +54,7 @@ def auto_kernel(
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
                                     or (bias is not None and bias.requires_grad)):
         return "math" if bias is not None and bias.requires_grad else "sdpa"
-    if q.shape[0] * q.shape[1] >= MANY_ROWS or (has_mask and score_bytes <= SMALL_SCORE_BYTES):
+    if q.shape[0] * q.shape[1] >= MANY_ROWS or q.shape[-1] >= WIDE_HEAD or (has_mask and score_bytes <= SMALL_SCORE_BYTES):
         return "math"
     return "sdpa"
 
@@ -117,4 +120,4 @@ SUITE_SHAPES: tuple[AttentionShape, ...] = (
 )
 
 
-__all__ = ["CHUNK_SCORE_BYTES", "MANY_ROWS", "SMALL_SCORE_BYTES", "SUITE_SHAPES", "AttentionShape", "auto_kernel"]
+__all__ = ["CHUNK_SCORE_BYTES", "MANY_ROWS", "SMALL_SCORE_BYTES", "SUITE_SHAPES", "WIDE_HEAD", "AttentionShape", "auto_kernel"]

@@ -32,6 +32,14 @@ def test_training_through_a_trained_bias_takes_math_and_a_mask_alone_stays_fused
     assert auto_kernel(q, q, q, None, None) == "sdpa"
 
 
+def test_inference_with_very_wide_heads_takes_math():
+    q = rand(4, 1, 3, dispatch.WIDE_HEAD)
+    with torch.no_grad():
+        assert auto_kernel(q, q, q, None, None) == "math"
+        assert auto_kernel(q[..., :-1], q[..., :-1], q[..., :-1], None, None) == "sdpa"
+    assert auto_kernel(q.requires_grad_(), q, q, None, None) == "sdpa"  # training: fused
+
+
 def test_tiny_heads_train_fused():
     q4 = rand(8, 4, 42, 4, grad=True)
     assert auto_kernel(q4, q4, q4, None, None) == "sdpa"
@@ -63,9 +71,15 @@ def test_math_slices_a_large_batch_without_changing_the_result(monkeypatch):
         real = math_kernel._attend
         monkeypatch.setattr(math_kernel, "_attend", lambda q, *a: seen.append(q.shape[0]) or real(q, *a))
         monkeypatch.setattr(math_kernel, "SLICE_SCORE_BYTES", 2 * 5 * 7 * 4 * 4)  # four items a slice
+        monkeypatch.setattr(math_kernel, "SLICE_MIN_ROWS", 6 * 2)
         sliced = math_attention(q, k, v, mask=mask, bias=bias)
     assert seen == [4, 2]
     torch.testing.assert_close(sliced, whole, atol=0, rtol=0)
+    seen.clear()
+    monkeypatch.setattr(math_kernel, "SLICE_MIN_ROWS", 6 * 2 + 1)  # fewer maps than that: whole
+    with torch.no_grad():
+        math_attention(q, k, v, mask=mask, bias=bias)
+    assert seen == [6]
     assert sliced[1].abs().max() == 0
     seen.clear()
     math_attention(q.requires_grad_(), k, v, mask=mask, bias=bias).sum().backward()
