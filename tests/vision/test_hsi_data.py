@@ -21,7 +21,9 @@ from vision.data.hsi import (
 from vision.data.hsi_simulation import (
     SHARED_SCENES,
     HSISimulationDataModule,
+    RandomScenes,
     TargetLibrary,
+    distort_background,
     implant,
     simulate_scene,
     tiles,
@@ -123,6 +125,33 @@ def test_implant_changes_only_its_pixels_by_the_abundance_mix():
     assert changed.tolist() == [[2, 3], [4, 1]]
     np.testing.assert_allclose(out[2, 3], 0.3 * spectrum + 0.7 * background[2, 3], rtol=1e-6)
     np.testing.assert_allclose(out[4, 1], spectrum, rtol=1e-6)
+
+
+def test_background_distortion_is_one_smooth_spectral_factor_for_every_pixel():
+    rng = np.random.default_rng(0)
+    background = rng.random((5, 4, 30)).astype(np.float32) + 0.1
+    out = distort_background(background, np.random.default_rng(7), 0.3)
+    factor = out / background
+    np.testing.assert_allclose(factor, np.broadcast_to(factor[0, 0], factor.shape), rtol=1e-5)  # the same for each pixel
+    assert 0.7 * 0.7 - 1e-6 <= factor.min() and factor.max() <= 1.3 * 1.3 + 1e-6
+    assert np.abs(np.diff(factor[0, 0])).max() < 0.2 * np.ptp(factor[0, 0]) + 1e-6  # smooth over the bands
+    assert not np.allclose(factor[0, 0], factor[0, 0].mean())  # and not flat
+    np.testing.assert_array_equal(out, distort_background(background, np.random.default_rng(7), 0.3))  # seeded
+
+
+def test_training_scenes_distort_the_background_and_keep_the_targets(monkeypatch):
+    library = TargetLibrary(np.full((1, 30), 2.0, np.float32), ("a",), ("",))
+    backgrounds = [np.full((16, 16, 30), 0.5, np.float32)]
+    plain = RandomScenes(backgrounds, library, samples=1, seed=3, num_targets=(0, 0))
+    distorted = RandomScenes(backgrounds, library, samples=1, seed=3, background_distortion=0.3, num_targets=(0, 0))
+    cube, _ = plain[0]
+    np.testing.assert_allclose(cube.numpy(), 0.5)
+    cube, _ = distorted[0]
+    assert cube.std() > 0.01 and torch.allclose(cube, cube[:, :1, :1].expand_as(cube))  # one factor for the scene
+    seen = []
+    monkeypatch.setattr("vision.data.hsi_simulation.simulate_scene", lambda bg, *a, **k: seen.append(bg) or simulate_scene(bg, *a, **k))
+    RandomScenes(backgrounds, library, samples=1, seed=3, background_distortion=0.3, num_targets=(2, 2))[0]
+    assert not np.allclose(seen[0], 0.5)  # targets are implanted after the distortion, so their spectra stay the library's
 
 
 def test_simulated_scene_boxes_cover_its_target_pixels():

@@ -148,12 +148,24 @@ class SimulatedScene:
     mask: np.ndarray
 
 
+def smooth_curve(bands: int, rng: np.random.Generator) -> np.ndarray:
+    """A random smooth curve over the band axis with a peak of 1: three cosines with random frequencies
+    up to 1.5 periods and random phases (module docstring)."""
+    t = np.linspace(0.0, 1.0, bands)
+    curve = sum(np.cos(2 * np.pi * rng.uniform(0.0, 1.5) * t + rng.uniform(0, 2 * np.pi)) for _ in range(3))
+    return curve / max(np.abs(curve).max(), 1e-12)
+
+
 def instance_spectrum(spectrum: np.ndarray, rng: np.random.Generator, gain: tuple[float, float], variability: float) -> np.ndarray:
     """One instance's spectrum: `spectrum * gain * (1 + variability * smooth random curve)` (module docstring)."""
-    t = np.linspace(0.0, 1.0, len(spectrum))
-    curve = sum(np.cos(2 * np.pi * rng.uniform(0.0, 1.5) * t + rng.uniform(0, 2 * np.pi)) for _ in range(3))
-    curve = curve / max(np.abs(curve).max(), 1e-12)
-    return (spectrum * rng.uniform(*gain) * (1 + variability * curve)).astype(np.float32)
+    return (spectrum * rng.uniform(*gain) * (1 + variability * smooth_curve(len(spectrum), rng))).astype(np.float32)
+
+
+def distort_background(background: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    """A training background seen through another sensor and illumination: every pixel times one
+    `gain in [1 - amount, 1 + amount] * (1 + amount * smooth random curve)` over the bands."""
+    factor = rng.uniform(1 - amount, 1 + amount) * (1 + amount * smooth_curve(background.shape[-1], rng))
+    return (background * factor.astype(np.float32)).astype(np.float32)
 
 
 def simulate_scene(
@@ -215,11 +227,13 @@ def collate(batch: Sequence[tuple[Tensor, dict[str, Tensor]]]) -> tuple[Tensor, 
 
 
 class RandomScenes(Dataset):
-    """Training scenes drawn afresh per item: a random background tile, flipped / transposed at random, random targets."""
+    """Training scenes drawn afresh per item: a random background tile, flipped / transposed at random
+    (and spectrally distorted by `distort_background` when `background_distortion` > 0), random targets."""
 
-    def __init__(self, backgrounds: list[np.ndarray], library: TargetLibrary, samples: int, seed: int, **simulation) -> None:
+    def __init__(self, backgrounds: list[np.ndarray], library: TargetLibrary, samples: int, seed: int,
+                 background_distortion: float = 0.0, **simulation) -> None:
         self.backgrounds, self.library, self.samples, self.seed = backgrounds, library, samples, seed
-        self.simulation = simulation
+        self.background_distortion, self.simulation = background_distortion, simulation
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -233,7 +247,10 @@ class RandomScenes(Dataset):
             background = background[::-1]
         if self.rng.random() < 0.5:
             background = background.transpose(1, 0, 2)
-        return to_sample(simulate_scene(np.ascontiguousarray(background), self.library, self.rng, **self.simulation))
+        background = np.ascontiguousarray(background)
+        if self.background_distortion > 0:
+            background = distort_background(background, self.rng, self.background_distortion)
+        return to_sample(simulate_scene(background, self.library, self.rng, **self.simulation))
 
 
 class FixedScenes(Dataset):
@@ -308,6 +325,10 @@ class HSISimulationDataModule(L.LightningDataModule):
         subpixel_abundance: abundance range of sub-pixel targets.
         multipixel_abundance: abundance range of each pixel of multi-pixel targets.
         variability: amplitude of each instance's smooth spectral variation.
+        background_distortion: amplitude of the random gain and smooth spectral curve multiplied into
+            each training background before the targets are implanted (`distort_background`; 0 = off).
+            Training on one sensor's few tiles, it keeps the detector from learning that sensor's
+            background, so it transfers to another's; validation and test scenes are never distorted.
         samples_per_epoch: training scenes per epoch.
         val_per_tile: validation scenes per validation tile.
         test_per_tile: test scenes per test tile.
@@ -330,7 +351,8 @@ class HSISimulationDataModule(L.LightningDataModule):
         self, scene_path: str | None = None, train_scenes: list[str] | None = None, test_path: str | None = None,
         dataset_name: str | None = None, bands: int = 30, tile: int = 32, num_targets: tuple[int, int] = (3, 8),
         subpixel_fraction: float = 0.5, subpixel_abundance: tuple[float, float] = (0.1, 0.5),
-        multipixel_abundance: tuple[float, float] = (0.3, 1.0), variability: float = 0.1, samples_per_epoch: int = 2000,
+        multipixel_abundance: tuple[float, float] = (0.3, 1.0), variability: float = 0.1, background_distortion: float = 0.0,
+        samples_per_epoch: int = 2000,
         val_per_tile: int = 4,        test_per_tile: int = 8, batch_size: int = 8, num_workers: int = 0, seed: int = 0,
         predict_path: str | None = None, predict_score_threshold: float | None = None,
     ) -> None:
@@ -343,6 +365,7 @@ class HSISimulationDataModule(L.LightningDataModule):
         self.simulation = {"num_targets": tuple(num_targets), "subpixel_fraction": subpixel_fraction,
                            "subpixel_abundance": tuple(subpixel_abundance), "multipixel_abundance": tuple(multipixel_abundance),
                            "variability": variability}
+        self.background_distortion = background_distortion
         self.samples_per_epoch, self.val_per_tile, self.test_per_tile = samples_per_epoch, val_per_tile, test_per_tile
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.library: TargetLibrary | None = None
@@ -393,7 +416,8 @@ class HSISimulationDataModule(L.LightningDataModule):
         if empty:
             raise ValueError(f"vision/data/hsi_simulation.py: no {empty} tiles of side {self.tile} in {names}; use a smaller tile")
         log.info("hsi tiles: %s", {k: len(v) for k, v in split.items()})
-        self.train_set = RandomScenes(split["train"], self.library, self.samples_per_epoch, self.seed, **self.simulation)
+        self.train_set = RandomScenes(split["train"], self.library, self.samples_per_epoch, self.seed,
+                                      background_distortion=self.background_distortion, **self.simulation)
         self.val_set = FixedScenes(split["val"], self.library, self.val_per_tile, self.seed + 1, **self.simulation)
         self.test_set = FixedScenes(split["test"], self.library, self.test_per_tile, self.seed + 2, **self.simulation)
 
