@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import time
 from collections.abc import Callable
@@ -57,15 +58,22 @@ def _rss(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library if it is glibc (it has `malloc_trim` and `mallopt`), else None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
 def _release_free_heap() -> None:
     """Hand memory freed earlier back to the OS (glibc keeps it resident), so a peak is measured
     from what the process really holds; without it a long-lived process (a test worker, a
     benchmark after another model) reuses resident pages and reports no added memory."""
-    name = ctypes.util.find_library("c")
-    try:
-        ctypes.CDLL(name).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):  # not glibc: nothing to release
-        pass
+    if (libc := _glibc()) is not None:
+        libc.malloc_trim(0)
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
@@ -81,11 +89,9 @@ def steady_allocator() -> bool:
     ceiling. Fixing the threshold there (and the trim threshold above it) times every candidate in
     that steady state. False where the C library is not glibc (nothing changes).
     """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, STEADY_MMAP_BYTES)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2 * STEADY_MMAP_BYTES))
-    except (OSError, AttributeError, TypeError):
+    if (libc := _glibc()) is None:
         return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, STEADY_MMAP_BYTES)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2 * STEADY_MMAP_BYTES))
 
 
 def reset_peak_memory() -> bool:
@@ -114,7 +120,6 @@ def measure_cpu(fn: Callable[[], Any], repeats: int = 1) -> tuple[float, float |
         # time), but VmHWM is never below the current VmRSS, so the output is always counted.
         peak = max(peak, _rss("VmHWM"))
         del out
-    peak = max(peak, _rss("VmHWM"))
     return sorted(times)[len(times) // 2], ((peak - base) / 2**30 if can_reset else None)
 
 

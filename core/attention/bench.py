@@ -98,9 +98,7 @@ def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 
 
 def time_shape(shape: AttentionShape, train: bool, rounds: int) -> dict[str, float]:
-    """Median seconds of each candidate, `plain` and `auto` on `shape`, timed in alternating rounds
-    (with the allocator in a training loop's steady state, `core.profiling.steady_allocator`)."""
-    steady_allocator()
+    """Median seconds of each candidate, `plain` and `auto` on `shape`, timed in alternating rounds."""
     inputs = shape.tensors(train)
     q, k, v, mask, bias, causal = (inputs[n] for n in ("q", "k", "v", "mask", "bias", "causal"))
     calls: dict[str, Callable[[], torch.Tensor]] = {"plain": lambda: plain_attention(q, k, v, mask, bias, causal)}
@@ -136,7 +134,9 @@ def time_shape(shape: AttentionShape, train: bool, rounds: int) -> dict[str, flo
 
 
 def dispatch_rows(args: argparse.Namespace) -> list[BenchRow]:
-    """One row per (suite shape, mode): each candidate's milliseconds, auto's pick and ratios."""
+    """One row per (suite shape, mode): each candidate's milliseconds, auto's pick and ratios, timed with
+    the allocator in a training loop's steady state (`core.profiling.steady_allocator`)."""
+    steady_allocator()
     rows = []
     shapes = [s for s in SUITE_SHAPES if not args.shapes or s.name in args.shapes]
     for shape in shapes:

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from core.attention.math_kernel import needs_grad
+
 BLOCK_Q = 1024
 BLOCK_K = 1024
 
@@ -25,16 +27,14 @@ def chunked_attention(
     """Blocked attention; `mask`/`bias` are 4-D and broadcastable to `(B, H, Lq, Lk)`."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     q_len = q.shape[-2]
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (q, k, v, bias, mask)
-    )
+    record = needs_grad(q, k, v, bias, mask)
     outs = []
     q = q * scale  # once here rather than on every score block
     for qs in range(0, q_len, block_q):
         qe = min(qs + block_q, q_len)
         args = (q[:, :, qs:qe], k, v, _rows(mask, qs, qe), _rows(bias, qs, qe))
         kwargs = dict(q_start=qs, q_total=q_len, causal=causal, dropout_p=dropout_p, block_k=block_k)
-        if needs_grad:
+        if record:
             outs.append(checkpoint(_query_block, *args, use_reentrant=False, **kwargs))
         else:
             outs.append(_query_block(*args, **kwargs))

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from core.attention.math_kernel import needs_grad
+
 CHUNK_SCORE_BYTES = 512 * 2**20
 SMALL_SCORE_BYTES = 4 * 2**20
 MANY_ROWS = 512
@@ -51,8 +53,7 @@ def auto_kernel(
     score_bytes = q.shape[0] * q.shape[1] * q.shape[2] * k.shape[2] * q.element_size()
     if has_mask and score_bytes > CHUNK_SCORE_BYTES:
         return "chunked"
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
+    if needs_grad(q, k, v, bias):
         return "math" if bias is not None and bias.requires_grad else "sdpa"
     if q.shape[0] * q.shape[1] >= MANY_ROWS or q.shape[-1] >= WIDE_HEAD or (has_mask and score_bytes <= SMALL_SCORE_BYTES):
         return "math"

@@ -114,7 +114,7 @@ def math_attention(
     per_item = q.shape[1] * q.shape[2] * k.shape[2] * q.element_size()
     step = max(1, SLICE_SCORE_BYTES // per_item)
     if q.shape[0] > step and q.shape[0] * q.shape[1] >= SLICE_MIN_ROWS \
-            and not (torch.is_grad_enabled() and _any_requires_grad(q, k, v, mask, bias)):
+            and not needs_grad(q, k, v, mask, bias):
         return torch.cat([
             _attend(q[i:i + step], k[i:i + step], v[i:i + step], _batch_rows(mask, i, step),
                     _batch_rows(bias, i, step), causal, scale, dropout_p)
@@ -133,8 +133,9 @@ def _attend(
     return torch.matmul(probs, v)
 
 
-def _any_requires_grad(*tensors: Tensor | None) -> bool:
-    return any(t is not None and t.requires_grad for t in tensors)
+def needs_grad(*tensors: Tensor | None) -> bool:
+    """Whether autograd will record this call: grad mode is on and one of `tensors` requires grad."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def _batch_rows(t: Tensor | None, start: int, step: int) -> Tensor | None:
