@@ -165,7 +165,7 @@ def distort_background(background: np.ndarray, rng: np.random.Generator, amount:
     """A training background seen through another sensor and illumination: every pixel times one
     `gain in [1 - amount, 1 + amount] * (1 + amount * smooth random curve)` over the bands."""
     factor = rng.uniform(1 - amount, 1 + amount) * (1 + amount * smooth_curve(background.shape[-1], rng))
-    return (background * factor.astype(np.float32)).astype(np.float32)
+    return background * factor.astype(np.float32)
 
 
 def simulate_scene(
