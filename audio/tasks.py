@@ -25,6 +25,7 @@ one-row DataFrame of tag probabilities.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,21 +42,27 @@ from core.metrics import MaskedMultilabelScores
 from core.task import BaseTask
 from core.tracking import log_dict, log_figure
 
+SEGMENT_FRAMES = 8  # frames of the most-attended segment reported per tag (128 ms at 16 kHz, hop 256)
+
 Batch = dict[str, Tensor]
 
 
-def tag_metrics(metric: MaskedMultilabelScores) -> dict[str, float]:
-    """The tagging metrics of an accumulated split: `roc_auc`, `pr_auc` and `tags_scored` (tags with both classes)."""
+def tag_metrics(metric: MaskedMultilabelScores, tags: Sequence[str] = ()) -> dict[str, float]:
+    """The tagging metrics of an accumulated split: `roc_auc`, `pr_auc`, `tags_scored` (tags with both
+    classes) and, for each name of `tags` (the metric's targets in order), `roc_auc_<tag>` where defined."""
     values = metric.compute()
-    return {"roc_auc": float(values["roc_auc"]), "pr_auc": float(values["pr_auc"]),
-            "tags_scored": float(values["targets_scored"])}
+    out = {"roc_auc": float(values["roc_auc"]), "pr_auc": float(values["pr_auc"]),
+           "tags_scored": float(values["targets_scored"])}
+    per_tag = values["roc_auc_per_target"].tolist()
+    out.update({f"roc_auc_{tag}": auc for tag, auc in zip(tags, per_tag, strict=False) if not math.isnan(auc)})
+    return out
 
 
-def macro_tag_scores(scores: np.ndarray | Tensor, labels: np.ndarray | Tensor) -> dict[str, float]:
-    """The macro tag scores of one whole split at once (e.g. the logistic regression's test scores)."""
+def macro_tag_scores(scores: np.ndarray | Tensor, labels: np.ndarray | Tensor, tags: Sequence[str] = ()) -> dict[str, float]:
+    """The tag scores of one whole split at once (e.g. the logistic regression's test scores); `tags` as `tag_metrics`."""
     metric = MaskedMultilabelScores()
     metric.update(torch.as_tensor(np.asarray(scores)), torch.as_tensor(np.asarray(labels)))
-    return tag_metrics(metric)
+    return tag_metrics(metric, tags)
 
 
 class TaggingTask(BaseTask):
@@ -113,14 +120,15 @@ class TaggingTask(BaseTask):
         self._test_scores = []
 
     def on_test_epoch_end(self) -> None:
-        metrics = self._split_metrics(self.test_metrics)
+        data = getattr(self.trainer, "datamodule", None)
+        metrics = self._split_metrics(self.test_metrics, getattr(data, "tags", ()))  # per tag: test/roc_auc_<tag>
         if metrics:
             self.log_metrics("test", metrics)
         self._log_attention()
 
     @staticmethod
-    def _split_metrics(metric: MaskedMultilabelScores) -> dict[str, float]:
-        values = tag_metrics(metric) if metric.update_called else {}
+    def _split_metrics(metric: MaskedMultilabelScores, tags: Sequence[str] = ()) -> dict[str, float]:
+        values = tag_metrics(metric, tags) if metric.update_called else {}
         metric.reset()
         return values
 
@@ -233,11 +241,12 @@ class TaggingTask(BaseTask):
                 mel = dataset.full(int(k))
                 curve, _ = clip_attention(self.model, mel, dataset.input_frames, dataset.windows, self.device)
                 token = self.model.time_stride
-                peak = int(np.argmax(curve)) // token * token
+                span = max(token, SEGMENT_FRAMES)  # per-frame tokens: the most attended 128 ms, not one 16-ms frame
+                peak = int(np.argmax(np.convolve(curve, np.ones(span), "valid"))) // token * token
                 best.append({
                     "clip": int(k), "file": str(data.clip_files["test"][int(k)]), "score": float(scores[k, t]),
-                    "start_s": round(peak * seconds_per_frame, 3), "end_s": round((peak + token) * seconds_per_frame, 3),
-                    "attention": float(curve[peak]),
+                    "start_s": round(peak * seconds_per_frame, 3), "end_s": round((peak + span) * seconds_per_frame, 3),
+                    "attention": float(curve[peak:peak + span].mean()),
                 })
             segments[tag] = best
         log_dict(self.trainer, segments, "attention/top_segments.json")

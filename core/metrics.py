@@ -33,7 +33,8 @@ class MaskedMultilabelScores(Metric):
         labels: `(batch, targets)` 0/1, NaN where missing; values where `present` is False are ignored.
         present: `(batch, targets)` bool, True where the label exists (default: where it is not NaN).
 
-    `compute()` returns `{"roc_auc", "pr_auc", "targets_scored"}`.
+    `compute()` returns `{"roc_auc", "pr_auc", "targets_scored", "roc_auc_per_target"}`, the last
+    `(targets,)` with NaN for a target without both classes (where a macro mean hides which targets fail).
 
     Args:
         average_precision: also compute the PR-AUC (False: `pr_auc` is NaN, for the ROC-AUC alone).
@@ -69,8 +70,9 @@ class MaskedMultilabelScores(Metric):
         """The macro scores over targets with both classes present (NaN when there is none)."""
         nan = torch.tensor(float("nan"), dtype=torch.float64, device=self.device)
         if isinstance(self.scores, list) and not self.scores:
-            return {"roc_auc": nan, "pr_auc": nan, "targets_scored": torch.tensor(0.0)}
+            return {"roc_auc": nan, "pr_auc": nan, "targets_scored": torch.tensor(0.0), "roc_auc_per_target": nan[None][:0]}
         scores, labels = dim_zero_cat(self.scores), dim_zero_cat(self.labels)
+        per_target = torch.full((scores.shape[1],), float("nan"), dtype=torch.float64, device=self.device)
         roc, pr = [], []
         for t in range(scores.shape[1]):
             present = ~labels[:, t].isnan()
@@ -78,12 +80,13 @@ class MaskedMultilabelScores(Metric):
             if 0 < y.sum() < y.numel():
                 ranks, y = _dense_ranks(scores[present, t]), y.long()
                 roc.append(binary_auroc(ranks, y, validate_args=False))
+                per_target[t] = roc[-1]
                 if self.average_precision:
                     pr.append(binary_average_precision(ranks, y, validate_args=False))
         if not roc:
-            return {"roc_auc": nan, "pr_auc": nan, "targets_scored": torch.tensor(0.0)}
+            return {"roc_auc": nan, "pr_auc": nan, "targets_scored": torch.tensor(0.0), "roc_auc_per_target": per_target}
         return {"roc_auc": torch.stack(roc).mean(), "pr_auc": torch.stack(pr).mean() if pr else nan,
-                "targets_scored": torch.tensor(float(len(roc)))}
+                "targets_scored": torch.tensor(float(len(roc))), "roc_auc_per_target": per_target}
 
 
 class MaskedMultilabelAUROC(MaskedMultilabelScores):

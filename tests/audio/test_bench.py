@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from audio.bench import claims
+from audio.bench import claims, per_tag_lines
 from core.bench import BenchRow
 from core.bench import main as bench_main
 
@@ -25,6 +25,18 @@ def test_claims_state_the_targets():
     assert claims([BenchRow("SelfAttentionTagger", metrics={"roc_auc": 0.5})])[0].endswith("MISSED (0.500)")
 
 
+def test_per_tag_lines_name_every_tag_and_model():
+    rows = [BenchRow("SelfAttentionTagger", metrics={"roc_auc_piano": 0.91, "roc_auc_major": 0.47}),
+            BenchRow("FCN", metrics={"roc_auc_piano": 0.8})]
+    assert per_tag_lines(rows, ["piano", "major"]) == [
+        "per-tag test roc_auc:",
+        "         SelfAttentionTagger    FCN",
+        "  piano                0.910  0.800",
+        "  major                0.470    nan",
+    ]
+    assert per_tag_lines([BenchRow("FCN", metrics={"roc_auc": 0.8})], ["piano"]) == []
+
+
 @pytest.mark.slow
 def test_bench_rows_of_the_tagger_and_logistic_regression(tiny_rendered, audio_cache, tmp_path, store):
     out = tmp_path / "tagging.json"
@@ -39,6 +51,8 @@ def test_bench_rows_of_the_tagger_and_logistic_regression(tiny_rendered, audio_c
     assert (logreg["model"], logreg["role"], logreg["error"]) == ("LogisticRegression", "baseline", None)
     for row in (tagger, logreg):
         assert 0 <= row["metrics"]["roc_auc"] <= 1 and 0 <= row["metrics"]["pr_auc"] <= 1 and row["params"] > 0
+        per_tag = [v for k, v in row["metrics"].items() if k.startswith("roc_auc_")]  # test/roc_auc_<tag> of every scored tag
+        assert len(per_tag) == row["metrics"]["tags_scored"] and sum(per_tag) / len(per_tag) == pytest.approx(row["metrics"]["roc_auc"])
     runs = store.search_runs([store.get_experiment_by_name("audio/tagging/rendered").experiment_id])
     assert sorted(r.data.tags["model"] for r in runs) == ["LogisticRegression", "SelfAttentionTagger"]
     assert store.get_experiment_by_name("bench/tagging") is not None

@@ -3,6 +3,7 @@ tag command then tags a short WAV with the checkpoint."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,11 @@ def test_cli_trains_tagger_logs_metrics_counts_and_attention(tiny_rendered, audi
     assert 0.0 <= run.data.metrics["test/roc_auc"] <= 1.0
     artifacts = {a.path for a in store.list_artifacts(run.info.run_id, "attention")}
     assert {"attention/clip_0.png", "attention/top_segments.json"} <= artifacts
+    segments = json.loads(Path(store.download_artifacts(run.info.run_id, "attention/top_segments.json", str(tmp_path))).read_text())
+    for best in segments.values():  # the most attended 128 ms (8 frames of 16 ms) of each top-scored clip, inside it
+        for seg in best:
+            assert seg["end_s"] - seg["start_s"] == pytest.approx(0.128, abs=1e-3) and 0 <= seg["start_s"] < seg["end_s"]
+            assert 0 < seg["attention"] < 1
 
     # the checkpoint carries the model, front end and tag names: the tag command needs nothing else
     (last,) = tmp_path.glob("*/*/checkpoints/last.ckpt")

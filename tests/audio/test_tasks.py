@@ -38,6 +38,10 @@ def test_tags_with_one_class_are_left_out():
     assert out["roc_auc"] == pytest.approx(roc_auc_score(labels[:, kept], scores[:, kept], average="macro"), abs=1e-6)
     assert out["pr_auc"] == pytest.approx(average_precision_score(labels[:, kept], scores[:, kept], average="macro"), abs=1e-6)
     assert out["tags_scored"] == 2
+    named = macro_tag_scores(scores, labels, ["a", "b", "c", "d"])  # per tag where both classes exist, as scikit-learn
+    assert {k for k in named if k.startswith("roc_auc_")} == {"roc_auc_a", "roc_auc_c"}
+    for tag, t in (("a", 0), ("c", 2)):
+        assert named[f"roc_auc_{tag}"] == pytest.approx(roc_auc_score(labels[:, t], scores[:, t]), abs=1e-6)
     assert np.isnan(macro_tag_scores(scores[:, [1, 3]], labels[:, [1, 3]])["roc_auc"])
 
 
