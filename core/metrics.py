@@ -70,7 +70,7 @@ class MaskedMultilabelScores(Metric):
         """The macro scores over targets with both classes present (NaN when there is none)."""
         nan = torch.tensor(float("nan"), dtype=torch.float64, device=self.device)
         if isinstance(self.scores, list) and not self.scores:
-            return {"roc_auc": nan, "pr_auc": nan, "targets_scored": torch.tensor(0.0), "roc_auc_per_target": nan[None][:0]}
+            return {"roc_auc": nan, "pr_auc": nan, "targets_scored": torch.tensor(0.0), "roc_auc_per_target": torch.empty(0, dtype=torch.float64)}
         scores, labels = dim_zero_cat(self.scores), dim_zero_cat(self.labels)
         per_target = torch.full((scores.shape[1],), float("nan"), dtype=torch.float64, device=self.device)
         roc, pr = [], []

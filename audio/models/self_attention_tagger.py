@@ -95,16 +95,17 @@ class SelfAttentionTagger(nn.Module):
             raise ValueError(f"SelfAttentionTagger: front_end must be 'resnet' or 'pons', got {front_end!r}")
         dim = width or (2 * c if front_end == "resnet" else 32 * c)
         self.num_tags, self.kernel, self.dim, self.front_end, self.n_mels = num_tags, kernel, dim, front_end, n_mels
-        # pons: the input BatchNorm without affine parameters, as the BatchNorm after every filter makes them
-        # redundant; learning them would cost the input gradient of every tall filter (half the step on a CPU)
-        self.spec_bn = spec_batchnorm() if front_end == "resnet" else nn.BatchNorm2d(1, affine=False)
         if front_end == "resnet":
+            self.spec_bn = spec_batchnorm()
             self.front = nn.Sequential(
                 ResBlock2d(1, c, 2), ResBlock2d(c, c, 2), ResBlock2d(c, dim, 2),
                 *(ResBlock2d(dim, dim, (2, 1)) for _ in range(4)),
             )
             self.time_stride = 8  # spectrogram frames per token: three stride-2 blocks in time
         else:
+            # the input BatchNorm without affine parameters: the BatchNorm after every filter makes them redundant,
+            # and learning them would cost the input gradient of every tall filter (half the step on a CPU)
+            self.spec_bn = nn.BatchNorm2d(1, affine=False)
             self.front = PonsFrontEnd(n_mels, c, dim)
             self.time_stride = PonsFrontEnd.time_stride
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
