@@ -16,8 +16,8 @@ part's stem, and the mixture is the sum of the stems, so the stems sum to the mi
 construction (both are scaled by the same factor to a 0.8 peak and stored as 16-bit FLAC; the
 quantization leaves a difference of at most one step per stem). Stems are written when asked
 (`stems=True`, for source separation); tagging needs only the mixture. A clip's tags are the
-instrument groups of the parts that sound in it, its tempo class and its mode (`tags.estimate_key`
-of the whole score; see `composition_mode`).
+instrument groups of the parts that sound in it, its tempo class and the mode of the notes it plays
+(`excerpt_mode`: none when those notes do not decide it).
 
 Rendering runs in `workers` processes with a tqdm progress bar and is cached: a rendered set lives
 in `<cache_dir>/rendered/<key>/` (key: every setting and `RENDER_VERSION`) with its `clips.csv`;
@@ -42,11 +42,11 @@ import pretty_midi
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from audio.data.tags import INSTRUMENT_GROUPS, TEMPO_CLASSES, estimate_key
+from audio.data.tags import INSTRUMENT_GROUPS, TEMPO_CLASSES, clip_mode
 
 SOUNDFONT = Path(pretty_midi.__file__).resolve().parent / "TimGM6mb.sf2"
 # bump when the rendering or the plan changes, so old caches are not reused
-RENDER_VERSION = 4
+RENDER_VERSION = 5
 DEFAULT_CACHE = Path(__file__).resolve().parents[2] / ".cache" / "audio"
 TRANSPOSE_RANGE = (-5, 6)
 GAIN_RANGE = (0.4, 1.0)
@@ -86,13 +86,13 @@ class ClipSpec:
     tempo: str
     transpose: int
     parts: list[PartSpec] = field(default_factory=list)
-    mode: str = ""
+    mode: str = ""  # "" when the clip's notes do not decide it (`excerpt_mode`)
 
     @property
     def tags(self) -> list[str]:
-        """Instrument groups present (in `INSTRUMENT_GROUPS` order), tempo class, mode."""
+        """Instrument groups present (in `INSTRUMENT_GROUPS` order), tempo class, mode if decided."""
         groups = {p.group for p in self.parts}
-        return [g for g in INSTRUMENT_GROUPS if g in groups] + [self.tempo, self.mode]
+        return [g for g in INSTRUMENT_GROUPS if g in groups] + [self.tempo] + ([self.mode] if self.mode else [])
 
 
 def composition_paths(composers: Sequence[str] = ("bach",), limit: int | None = None) -> list[str]:
@@ -166,15 +166,14 @@ def plan_clips(scores: dict[str, ScoreNotes], num_clips: int, clip_seconds: floa
     """Draw `num_clips` clip specifications, cycling through the compositions in a seeded order.
 
     The same `(scores, num_clips, clip_seconds, seed)` always gives the same plan; another seed
-    redraws every choice. Parts that would be silent in the excerpt are not drawn; the mode is the
-    composition's (`composition_mode`).
+    redraws every choice. Parts that would be silent in the excerpt are not drawn; the mode is that
+    of the notes the clip plays (`excerpt_mode`).
     """
     rng = np.random.default_rng(seed)
     compositions = sorted(scores)
     order = rng.permutation(len(compositions))
     groups = list(INSTRUMENT_GROUPS)
     tempos = list(TEMPO_CLASSES)
-    modes = {c: composition_mode(scores[c]) for c in compositions}
     clips = []
     for i in range(num_clips):
         notes = scores[compositions[order[i % len(compositions)]]]
@@ -192,19 +191,22 @@ def plan_clips(scores: dict[str, ScoreNotes], num_clips: int, clip_seconds: floa
             group = groups[rng.integers(len(groups))]
             programs = INSTRUMENT_GROUPS[group]
             parts.append(PartSpec(k, int(programs[rng.integers(len(programs))]), group, float(rng.uniform(*GAIN_RANGE))))
-        clips.append(ClipSpec(f"clip{i:05d}", notes.composition, start, round(qpm, 3), tempo, transpose, parts,
-                              modes[notes.composition]))
+        clip = ClipSpec(f"clip{i:05d}", notes.composition, start, round(qpm, 3), tempo, transpose, parts)
+        clip.mode = excerpt_mode(clip, notes, window)
+        clips.append(clip)
     return clips
 
 
-def composition_mode(notes: ScoreNotes) -> str:
-    """`major` or `minor`: the mode of the key of the whole score (Krumhansl-Kessler over every part).
+def excerpt_mode(clip: ClipSpec, notes: ScoreNotes, window: float) -> str:
+    """`major`, `minor` or `""`: `tags.clip_mode` of the notes the clip's parts play in its `window`
+    quarters (durations clipped to it; transposing keeps the mode).
 
-    The mode of a piece, not of the excerpt: on excerpts of a few bars the profiles often pick the
-    relative key (the same pitch classes), which would make the tag noise.
+    The mode of what one hears, not of the whole score: a chorale's excerpt often sits in the
+    relative or a neighbouring key, and a tag from the score would then be noise. Measured on the
+    rendered sets of seeds 0 and 1, the score's mode agreed with the excerpt's in 70-72% of clips.
     """
-    events = np.concatenate(notes.parts)
-    return estimate_key(events[:, 2], events[:, 1])[1]
+    events = np.concatenate([_window(notes.parts[p.part], clip.start, window) for p in clip.parts])
+    return clip_mode(events[:, 2], events[:, 1])
 
 
 def _window(events: np.ndarray, start: float, window: float) -> np.ndarray:

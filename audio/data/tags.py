@@ -11,9 +11,12 @@ harpsichord, clavinet, synth strings and brass, distorted guitars, accordions, .
 
 Tempo: the renderer draws a tempo from one of three disjoint ranges of quarter notes per minute,
 about a quarter apart; the clip is tagged with its range's name. Mode: `major` or `minor`, the
-mode of the composition's key from the Krumhansl-Kessler key profiles (Krumhansl 1990, "Cognitive
-Foundations of Musical Pitch") correlated with the score's duration-weighted pitch-class histogram,
-the method of music21's `analysis.discrete.KrumhanslKessler`.
+mode of the key of the notes that sound in the clip (its playing parts, inside its window) from the
+Krumhansl-Kessler key profiles (Krumhansl 1990, "Cognitive Foundations of Musical Pitch") correlated
+with the duration-weighted pitch-class histogram, the method of music21's
+`analysis.discrete.KrumhanslKessler`. A clip whose best major and best minor keys correlate within
+`MODE_MARGIN` of each other (often the relative keys, which share their pitch classes) has no mode
+tag: its mode is not decided by what it plays (`clip_mode`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ TEMPO_CLASSES: dict[str, tuple[float, float]] = {
     "fast": (132.0, 164.0),
 }
 MODES: tuple[str, ...] = ("major", "minor")
+# a mode is tagged only when its best key's correlation beats the other mode's best by this much
+MODE_MARGIN = 0.1
 RENDERED_TAGS: tuple[str, ...] = (*INSTRUMENT_GROUPS, *TEMPO_CLASSES, *MODES)
 
 # Krumhansl-Kessler probe-tone profiles, tonic first (C major / C minor)
@@ -61,18 +66,35 @@ def tempo_class(qpm: float) -> str:
     raise ValueError(f"tempo {qpm} qpm is in no class of {TEMPO_CLASSES}")
 
 
-def estimate_key(pitches: np.ndarray, durations: np.ndarray) -> tuple[int, str]:
-    """`(tonic pitch class, mode)` of notes by the Krumhansl-Kessler key-finding algorithm.
+def key_correlations(pitches: np.ndarray, durations: np.ndarray) -> np.ndarray:
+    """`(2, 12)` Pearson correlations of the notes' duration-weighted pitch-class histogram with the
+    Krumhansl-Kessler profiles: row 0 the major keys, row 1 the minor keys, column the tonic.
 
-    pitches: `(notes,)` MIDI numbers; durations: `(notes,)` weights (seconds or quarters). The key
-    is the one of 24 (12 tonics x major/minor) whose rotated profile has the highest Pearson
-    correlation with the duration-weighted pitch-class histogram.
+    pitches: `(notes,)` MIDI numbers; durations: `(notes,)` weights (seconds or quarters). A
+    histogram with fewer than two pitch classes, or with all twelve equal, correlates 0 with every key.
     """
     histogram = np.bincount(np.asarray(pitches, dtype=np.int64) % 12, weights=np.asarray(durations, float), minlength=12)
-    best, key = -np.inf, (0, "major")
-    for mode, profile in (("major", MAJOR_PROFILE), ("minor", MINOR_PROFILE)):
+    out = np.zeros((2, 12))
+    if np.count_nonzero(histogram) < 2 or np.ptp(histogram) == 0:
+        return out
+    for row, profile in enumerate((MAJOR_PROFILE, MINOR_PROFILE)):
         for tonic in range(12):
-            r = np.corrcoef(histogram, np.roll(profile, tonic))[0, 1]
-            if r > best:
-                best, key = r, (tonic, mode)
-    return key
+            out[row, tonic] = np.corrcoef(histogram, np.roll(profile, tonic))[0, 1]
+    return out
+
+
+def estimate_key(pitches: np.ndarray, durations: np.ndarray) -> tuple[int, str]:
+    """`(tonic pitch class, mode)` of notes by the Krumhansl-Kessler key-finding algorithm: the one of
+    24 keys (12 tonics x major/minor) with the highest correlation (`key_correlations`)."""
+    r = key_correlations(pitches, durations)
+    row, tonic = np.unravel_index(int(np.argmax(r)), r.shape)
+    return int(tonic), MODES[int(row)]
+
+
+def clip_mode(pitches: np.ndarray, durations: np.ndarray, margin: float = MODE_MARGIN) -> str:
+    """`major`, `minor`, or `""` when the best key of either mode correlates within `margin` of the
+    other's (the notes do not decide the mode; module docstring)."""
+    best = key_correlations(pitches, durations).max(axis=1)
+    if abs(best[0] - best[1]) <= margin:
+        return ""
+    return MODES[int(np.argmax(best))]

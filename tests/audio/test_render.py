@@ -8,7 +8,7 @@ import soundfile as sf
 from music21 import analysis, corpus
 
 from audio.data.render import (
-    composition_mode,
+    _window,
     composition_paths,
     load_scores,
     plan_clips,
@@ -16,9 +16,12 @@ from audio.data.render import (
 )
 from audio.data.tags import (
     INSTRUMENT_GROUPS,
+    MODE_MARGIN,
     RENDERED_TAGS,
     TEMPO_CLASSES,
+    clip_mode,
     estimate_key,
+    key_correlations,
     program_group,
     tempo_class,
 )
@@ -58,10 +61,13 @@ def test_written_stems_sum_to_written_mixture(tiny_rendered):
 def test_clip_tags_are_the_groups_tempo_and_mode(tiny_rendered, audio_cache):
     scores = load_scores(sorted({c.composition for c in tiny_rendered.clips}), audio_cache, workers=1)
     for clip in tiny_rendered.clips:
-        assert clip.mode == composition_mode(scores[clip.composition])
+        window = tiny_rendered.clip_seconds * clip.qpm / 60.0
+        played = np.concatenate([_window(scores[clip.composition].parts[p.part], clip.start, window) for p in clip.parts])
+        assert clip.mode == clip_mode(played[:, 2], played[:, 1])
         groups = {program_group(p.program) for p in clip.parts}
         assert groups == {p.group for p in clip.parts}
-        assert clip.tags == [g for g in INSTRUMENT_GROUPS if g in groups] + [clip.tempo, clip.mode]
+        mode = [clip.mode] if clip.mode else []
+        assert clip.tags == [g for g in INSTRUMENT_GROUPS if g in groups] + [clip.tempo] + mode
         assert tempo_class(clip.qpm) == clip.tempo
         assert set(clip.tags) <= set(RENDERED_TAGS) and 1 <= len(clip.parts) <= 4
 
@@ -71,6 +77,24 @@ def test_tempo_classes_do_not_overlap():
     assert all(a[1] < b[0] for a, b in zip(bounds, bounds[1:], strict=False))
     with pytest.raises(ValueError, match="no class"):
         tempo_class(80.0)
+
+
+def test_clip_mode_of_scales_and_of_undecided_notes():
+    c_major = np.array([60, 62, 64, 65, 67, 69, 71, 72])
+    # the tonic triad held long: clearly major; the same pitch classes leaning on A, C, E: clearly minor
+    weights = np.array([4.0, 1, 3, 1, 3, 1, 1, 4])
+    assert clip_mode(c_major, weights) == "major"
+    a_minor = np.array([57, 59, 60, 62, 64, 65, 67, 69])
+    assert clip_mode(a_minor, np.array([4.0, 1, 3, 1, 3, 1, 1, 4])) == "minor"
+    # one pitch class correlates with no key: no mode; an even chromatic scale: no mode either
+    assert clip_mode(np.array([60, 72]), np.array([1.0, 1.0])) == ""
+    assert np.all(key_correlations(np.array([60]), np.array([1.0])) == 0)
+    chromatic = np.arange(60, 72)
+    assert clip_mode(chromatic, np.ones(12)) == ""
+    # the margin is the gap between the best major and the best minor correlation
+    best = key_correlations(c_major, weights).max(axis=1)
+    assert clip_mode(c_major, weights, margin=abs(best[0] - best[1]) + 1e-9) == ""
+    assert MODE_MARGIN > 0
 
 
 @pytest.mark.parametrize("work", ["bach/bwv66.6", "bach/bwv269", "bach/bwv347"])
