@@ -26,7 +26,9 @@ from vision.data.hsi_simulation import (
     distort_background,
     implant,
     simulate_scene,
+    smooth_curve,
     tiles,
+    warp_background,
 )
 
 HAVE_SCENES = (SHARED_SCENES / "sandiego.mat").is_file() and (SHARED_SCENES / "hydice.mat").is_file()
@@ -137,6 +139,36 @@ def test_background_distortion_is_one_smooth_spectral_factor_for_every_pixel():
     assert np.abs(np.diff(factor[0, 0])).max() < 0.2 * np.ptp(factor[0, 0]) + 1e-6  # smooth over the bands
     assert not np.allclose(factor[0, 0], factor[0, 0].mean())  # and not flat
     np.testing.assert_array_equal(out, distort_background(background, np.random.default_rng(7), 0.3))  # seeded
+
+
+def test_background_warp_reads_each_spectrum_at_smoothly_shifted_bands():
+    rng = np.random.default_rng(0)
+    background = rng.random((5, 4, 30)).astype(np.float32)
+    np.testing.assert_array_equal(warp_background(background, np.random.default_rng(7), 0.0), background)  # no shift
+    flat = np.full((3, 3, 30), 0.4, np.float32)
+    np.testing.assert_allclose(warp_background(flat, np.random.default_rng(7), 3.0), 0.4, rtol=1e-6)  # flat stays flat
+    ramp = np.broadcast_to(np.arange(30, dtype=np.float32), (2, 2, 30))  # value = band index: the output is the positions
+    positions = warp_background(ramp, np.random.default_rng(7), 3.0)[0, 0]
+    expected = np.clip(np.arange(30) + 3.0 * smooth_curve(30, np.random.default_rng(7)), 0, 29)
+    np.testing.assert_allclose(positions, expected, atol=1e-5)
+    assert 0.5 < np.abs(positions - np.arange(30)).max() <= 3.0 + 1e-5  # shifted, by at most `shift` bands
+    out = warp_background(background, np.random.default_rng(7), 3.0)
+    low = np.floor(expected).astype(int).clip(max=28)
+    frac = (expected - low).astype(np.float32)
+    np.testing.assert_allclose(out, background[..., low] * (1 - frac) + background[..., low + 1] * frac, rtol=1e-6)
+    np.testing.assert_array_equal(out, warp_background(background, np.random.default_rng(7), 3.0))  # seeded
+
+
+def test_training_scenes_warp_the_background_and_keep_the_targets(monkeypatch):
+    library = TargetLibrary(np.full((1, 30), 2.0, np.float32), ("a",), ("",))
+    backgrounds = [np.broadcast_to(np.linspace(0.2, 0.8, 30, dtype=np.float32), (16, 16, 30)).copy()]
+    cube, _ = RandomScenes(backgrounds, library, samples=1, seed=3, background_warp=3.0, num_targets=(0, 0))[0]
+    assert not torch.allclose(cube, torch.from_numpy(backgrounds[0].transpose(2, 0, 1).copy()))
+    assert torch.allclose(cube, cube[:, :1, :1].expand_as(cube))  # one warp for the scene
+    seen = []
+    monkeypatch.setattr("vision.data.hsi_simulation.simulate_scene", lambda bg, *a, **k: seen.append(bg) or simulate_scene(bg, *a, **k))
+    RandomScenes(backgrounds, library, samples=1, seed=3, background_warp=3.0, num_targets=(2, 2))[0]
+    assert not np.allclose(seen[0], backgrounds[0])  # targets are implanted after the warp, so their spectra stay the library's
 
 
 def test_training_scenes_distort_the_background_and_keep_the_targets(monkeypatch):

@@ -28,8 +28,9 @@ becomes `a * target + (1 - a) * background` (linear mixing). The box of an insta
 pixel-aligned box around its footprint, its class the spectrum's.
 
 Splits: tiles in raster order cycle through train, train, val, test. Training scenes are drawn
-afresh for every item (random tile, random flip / transpose of the background, random targets);
-validation and test scenes are fixed by the seed. With `test_path`, the test scenes are simulated
+afresh for every item (random tile, random flip / transpose of the background, optionally its
+spectral distortion and band-axis warp, random targets; the targets are implanted after both, so
+their spectra stay the library's); validation and test scenes are fixed by the seed. With `test_path`, the test scenes are simulated
 on the tiles of that folder's scenes instead (another sensor), and its scenes are also kept whole
 (`real_scenes`) so that their real maps can be scored.
 
@@ -168,6 +169,19 @@ def distort_background(background: np.ndarray, rng: np.random.Generator, amount:
     return background * factor.astype(np.float32)
 
 
+def warp_background(background: np.ndarray, rng: np.random.Generator, shift: float) -> np.ndarray:
+    """A training background seen through a sensor with other band centres: every pixel's spectrum read
+    at band positions `k + shift * c(k)` (`c` a smooth random curve with a peak of 1, positions clipped
+    to the band range), by linear interpolation between neighbouring bands."""
+    bands = background.shape[-1]
+    if bands < 2:
+        return background
+    positions = np.clip(np.arange(bands) + shift * smooth_curve(bands, rng), 0, bands - 1)
+    low = np.minimum(np.floor(positions).astype(np.int64), bands - 2)
+    frac = (positions - low).astype(np.float32)
+    return background[..., low] * (1 - frac) + background[..., low + 1] * frac
+
+
 def simulate_scene(
     background: np.ndarray, library: TargetLibrary, rng: np.random.Generator, *, num_targets: tuple[int, int] = (3, 8),
     subpixel_fraction: float = 0.5, subpixel_abundance: tuple[float, float] = (0.1, 0.5),
@@ -228,12 +242,13 @@ def collate(batch: Sequence[tuple[Tensor, dict[str, Tensor]]]) -> tuple[Tensor, 
 
 class RandomScenes(Dataset):
     """Training scenes drawn afresh per item: a random background tile, flipped / transposed at random
-    (and spectrally distorted by `distort_background` when `background_distortion` > 0), random targets."""
+    (spectrally distorted by `distort_background` when `background_distortion` > 0, then band-warped by
+    `warp_background` when `background_warp` > 0), random targets."""
 
     def __init__(self, backgrounds: list[np.ndarray], library: TargetLibrary, samples: int, seed: int,
-                 background_distortion: float = 0.0, **simulation) -> None:
+                 background_distortion: float = 0.0, background_warp: float = 0.0, **simulation) -> None:
         self.backgrounds, self.library, self.samples, self.seed = backgrounds, library, samples, seed
-        self.background_distortion, self.simulation = background_distortion, simulation
+        self.background_distortion, self.background_warp, self.simulation = background_distortion, background_warp, simulation
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -250,6 +265,8 @@ class RandomScenes(Dataset):
         background = np.ascontiguousarray(background)
         if self.background_distortion > 0:
             background = distort_background(background, self.rng, self.background_distortion)
+        if self.background_warp > 0:
+            background = warp_background(background, self.rng, self.background_warp)
         return to_sample(simulate_scene(background, self.library, self.rng, **self.simulation))
 
 
@@ -329,6 +346,9 @@ class HSISimulationDataModule(L.LightningDataModule):
             each training background before the targets are implanted (`distort_background`; 0 = off).
             Training on one sensor's few tiles, it keeps the detector from learning that sensor's
             background, so it transfers to another's; validation and test scenes are never distorted.
+        background_warp: largest shift, in bands, of the smooth random band-axis warp applied to each
+            training background after the distortion (`warp_background`; 0 = off): another sensor's
+            band centres and removed bands put its resampled bands at other wavelengths.
         samples_per_epoch: training scenes per epoch.
         val_per_tile: validation scenes per validation tile.
         test_per_tile: test scenes per test tile.
@@ -352,7 +372,7 @@ class HSISimulationDataModule(L.LightningDataModule):
         dataset_name: str | None = None, bands: int = 30, tile: int = 32, num_targets: tuple[int, int] = (3, 8),
         subpixel_fraction: float = 0.5, subpixel_abundance: tuple[float, float] = (0.1, 0.5),
         multipixel_abundance: tuple[float, float] = (0.3, 1.0), variability: float = 0.1, background_distortion: float = 0.0,
-        samples_per_epoch: int = 2000,
+        background_warp: float = 0.0, samples_per_epoch: int = 2000,
         val_per_tile: int = 4,        test_per_tile: int = 8, batch_size: int = 8, num_workers: int = 0, seed: int = 0,
         predict_path: str | None = None, predict_score_threshold: float | None = None,
     ) -> None:
@@ -365,7 +385,7 @@ class HSISimulationDataModule(L.LightningDataModule):
         self.simulation = {"num_targets": tuple(num_targets), "subpixel_fraction": subpixel_fraction,
                            "subpixel_abundance": tuple(subpixel_abundance), "multipixel_abundance": tuple(multipixel_abundance),
                            "variability": variability}
-        self.background_distortion = background_distortion
+        self.background_distortion, self.background_warp = background_distortion, background_warp
         self.samples_per_epoch, self.val_per_tile, self.test_per_tile = samples_per_epoch, val_per_tile, test_per_tile
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.library: TargetLibrary | None = None
@@ -417,7 +437,8 @@ class HSISimulationDataModule(L.LightningDataModule):
             raise ValueError(f"vision/data/hsi_simulation.py: no {empty} tiles of side {self.tile} in {names}; use a smaller tile")
         log.info("hsi tiles: %s", {k: len(v) for k, v in split.items()})
         self.train_set = RandomScenes(split["train"], self.library, self.samples_per_epoch, self.seed,
-                                      background_distortion=self.background_distortion, **self.simulation)
+                                      background_distortion=self.background_distortion, background_warp=self.background_warp,
+                                      **self.simulation)
         self.val_set = FixedScenes(split["val"], self.library, self.val_per_tile, self.seed + 1, **self.simulation)
         self.test_set = FixedScenes(split["test"], self.library, self.test_per_tile, self.seed + 2, **self.simulation)
 
