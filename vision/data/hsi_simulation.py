@@ -30,9 +30,9 @@ pixel-aligned box around its footprint, its class the spectrum's.
 Splits: tiles in raster order cycle through train, train, val, test. Training scenes are drawn
 afresh for every item (random tile, random flip / transpose of the background, optionally its
 spectral distortion and band-axis warp, random targets; the targets are implanted after both, so
-their spectra stay the library's); validation and test scenes are fixed by the seed. With `test_path`, the test scenes are simulated
-on the tiles of that folder's scenes instead (another sensor), and its scenes are also kept whole
-(`real_scenes`) so that their real maps can be scored.
+their spectra stay the library's); validation and test scenes are fixed by the seed. With
+`test_path`, the test scenes are simulated on the tiles of that folder's scenes instead (another
+sensor), and its scenes are also kept whole (`real_scenes`) so that their real maps can be scored.
 
 Prediction (`attn predict --ckpt_path CKPT --predict_path PATH`): `predict_path` is a cube file
 (`.mat`, ENVI `.hdr` + binary, `.npy`; `vision.data.hsi.read_cube`) or a folder of them. Each cube
