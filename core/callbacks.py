@@ -1,5 +1,5 @@
 """Callbacks shared by every task: config saved to MLflow, early stopping that smoke runs survive,
-the MLflow run recorded in checkpoints, attention heat maps."""
+a `last.ckpt` that is the last, the MLflow run recorded in checkpoints, attention heat maps."""
 
 from __future__ import annotations
 
@@ -61,6 +61,29 @@ class EarlyStopping(lightning_callbacks.EarlyStopping):
         if not self._validated and self.monitor not in trainer.callback_metrics:
             return
         super()._run_early_stopping_check(trainer)
+
+
+class Checkpoint(lightning_callbacks.ModelCheckpoint):
+    """Lightning's `ModelCheckpoint`, with `last.ckpt` written at every validation and at the end of training.
+
+    Lightning 2.6 writes `last.ckpt` only in a step where a top-k checkpoint is saved too, so with a
+    monitored metric it holds the best weights, not the last, and resuming from it repeats the
+    steps after the best. Here it is refreshed whenever the training step moved on since the last
+    save, so `attn fit --ckpt_path last` continues where the run stopped. `AttnCLI`'s `checkpoint`.
+    """
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        self._refresh_last(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_end(trainer, pl_module)
+        self._refresh_last(trainer)
+
+    def _refresh_last(self, trainer: L.Trainer) -> None:
+        # skips sanity checks, fast_dev_run and a step already saved (Lightning's own rule)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class TrackCheckpoints(L.Callback):

@@ -58,10 +58,9 @@ import lightning as L
 import torch
 from jsonargparse import ArgumentParser, Namespace, lazy_instance
 from jsonargparse.typing import import_object
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from core.callbacks import SaveConfigToMLflow, TrackCheckpoints
+from core.callbacks import Checkpoint, SaveConfigToMLflow, TrackCheckpoints
 from core.predict import ConfigInCheckpoint, PredictionWriter, default_output
 from core.task import BaseTask
 from core.tracking import MLflowLogger, budget_params, check_tracking_uri, run_name, smoke_reason
@@ -118,7 +117,7 @@ class AttnCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(Checkpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True})
         parser.add_argument(
             "--test_after_fit", type=bool, default=False,

@@ -82,6 +82,17 @@ def test_resume_from_last_checkpoint_continues_step_count(store, tmp_path):
     assert torch.load(resumed_last, weights_only=True)["global_step"] == 8
 
 
+def test_last_checkpoint_is_the_last_step_when_the_best_is_earlier(store, tmp_path):
+    # monitoring `step` with mode min keeps the first validation as the best; Lightning 2.6 alone
+    # would leave last.ckpt at that step too
+    main(["fit", "--config", TOY, "--trainer.max_steps=6", "--trainer.max_epochs=10", "--trainer.val_check_interval=2",
+          "--checkpoint.monitor=step", "--checkpoint.mode=min"])
+    (best,) = tmp_path.glob("checkpoints/*/*/checkpoints/epoch=*.ckpt")
+    (last,) = tmp_path.glob("checkpoints/*/*/checkpoints/last.ckpt")
+    assert torch.load(best, weights_only=True)["global_step"] == 2
+    assert torch.load(last, weights_only=True)["global_step"] == 6
+
+
 def test_ckpt_path_last_finds_the_same_configs_checkpoint(store, tmp_path, capsys):
     main(["fit", "--config", TOY, "--trainer.max_steps=3"])
     main(["fit", "--config", TOY, "--model.model=tests.core.toy.BagOfTokens", "--trainer.max_steps=2"])  # another model
