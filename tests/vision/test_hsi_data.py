@@ -20,6 +20,7 @@ from vision.data.hsi import (
 )
 from vision.data.hsi_simulation import (
     SHARED_SCENES,
+    FixedScenes,
     HSISimulationDataModule,
     RandomScenes,
     TargetLibrary,
@@ -184,6 +185,31 @@ def test_training_scenes_distort_the_background_and_keep_the_targets(monkeypatch
     monkeypatch.setattr("vision.data.hsi_simulation.simulate_scene", lambda bg, *a, **k: seen.append(bg) or simulate_scene(bg, *a, **k))
     RandomScenes(backgrounds, library, samples=1, seed=3, background_distortion=0.3, num_targets=(2, 2))[0]
     assert not np.allclose(seen[0], 0.5)  # targets are implanted after the distortion, so their spectra stay the library's
+
+
+def test_fixed_scenes_augment_their_backgrounds_only_when_asked():
+    library = TargetLibrary(np.full((1, 30), 2.0, np.float32), ("a",), ("",))
+    backgrounds = [np.broadcast_to(np.linspace(0.2, 0.8, 30, dtype=np.float32), (16, 16, 30)).copy()]
+    plain = FixedScenes(backgrounds, library, per_tile=2, seed=5, num_targets=(0, 0))
+    augmented = FixedScenes(backgrounds, library, per_tile=2, seed=5, background_distortion=0.3, background_warp=2.0,
+                            num_targets=(0, 0))
+    again = FixedScenes(backgrounds, library, per_tile=2, seed=5, background_distortion=0.3, background_warp=2.0,
+                        num_targets=(0, 0))
+    np.testing.assert_array_equal(plain.scenes[0].cube, backgrounds[0])
+    first, second = (scene.cube for scene in augmented.scenes)
+    assert np.abs(first - backgrounds[0]).max() > 0.01 and np.abs(first - second).max() > 0.01  # one draw per scene
+    np.testing.assert_array_equal(first, again.scenes[0].cube)  # fixed by the seed
+
+
+@needs_scenes
+def test_val_augment_touches_validation_scenes_never_test_scenes():
+    common = {"val_per_tile": 1, "test_per_tile": 1, "background_distortion": 0.3, "background_warp": 2.0}
+    plain, augmented = HSISimulationDataModule(**common), HSISimulationDataModule(**common, val_augment=True)
+    plain.setup()
+    augmented.setup()
+    assert np.abs(plain.val_set.scenes[0].cube - augmented.val_set.scenes[0].cube).max() > 0.01
+    for a, b in zip(plain.test_set.scenes, augmented.test_set.scenes):
+        np.testing.assert_array_equal(a.cube, b.cube)
 
 
 def test_simulated_scene_boxes_cover_its_target_pixels():

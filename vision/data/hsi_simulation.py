@@ -30,7 +30,8 @@ pixel-aligned box around its footprint, its class the spectrum's.
 Splits: tiles in raster order cycle through train, train, val, test. Training scenes are drawn
 afresh for every item (random tile, random flip / transpose of the background, optionally its
 spectral distortion and band-axis warp, random targets; the targets are implanted after both, so
-their spectra stay the library's); validation and test scenes are fixed by the seed. With
+their spectra stay the library's); validation and test scenes are fixed by the seed (validation
+backgrounds get the same distortion and warp with `val_augment`, test backgrounds never). With
 `test_path`, the test scenes are simulated on the tiles of that folder's scenes instead (another
 sensor), and its scenes are also kept whole (`real_scenes`) so that their real maps can be scored.
 
@@ -271,11 +272,18 @@ class RandomScenes(Dataset):
 
 
 class FixedScenes(Dataset):
-    """Validation / test scenes simulated once: `per_tile` scenes on each background tile, fixed by `seed`."""
+    """Validation / test scenes simulated once: `per_tile` scenes on each background tile, fixed by `seed`;
+    each scene's background distorted and band-warped first when `background_distortion` / `background_warp` > 0."""
 
-    def __init__(self, backgrounds: list[np.ndarray], library: TargetLibrary, per_tile: int, seed: int, **simulation) -> None:
+    def __init__(self, backgrounds: list[np.ndarray], library: TargetLibrary, per_tile: int, seed: int,
+                 background_distortion: float = 0.0, background_warp: float = 0.0, **simulation) -> None:
         rng = np.random.default_rng(seed)
-        self.scenes = [simulate_scene(bg, library, rng, **simulation) for bg in backgrounds for _ in range(per_tile)]
+        self.scenes = []
+        for bg in backgrounds:
+            for _ in range(per_tile):
+                background = distort_background(bg, rng, background_distortion) if background_distortion > 0 else bg
+                background = warp_background(background, rng, background_warp) if background_warp > 0 else background
+                self.scenes.append(simulate_scene(background, library, rng, **simulation))
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -345,10 +353,14 @@ class HSISimulationDataModule(L.LightningDataModule):
         background_distortion: amplitude of the random gain and smooth spectral curve multiplied into
             each training background before the targets are implanted (`distort_background`; 0 = off).
             Training on one sensor's few tiles, it keeps the detector from learning that sensor's
-            background, so it transfers to another's; validation and test scenes are never distorted.
+            background, so it transfers to another's; test scenes are never distorted (validation ones with `val_augment`).
         background_warp: largest shift, in bands, of the smooth random band-axis warp applied to each
             training background after the distortion (`warp_background`; 0 = off): another sensor's
             band centres and removed bands put its resampled bands at other wavelengths.
+        val_augment: give the validation scenes' backgrounds the training distortion and warp too
+            (drawn once, fixed by the seed), so that the checkpoint kept by a validation metric is the
+            one that detects best through a simulated sensor change, not on the training sensor's own
+            backgrounds (which favours a model that has learned them). Test scenes are never augmented.
         samples_per_epoch: training scenes per epoch.
         val_per_tile: validation scenes per validation tile.
         test_per_tile: test scenes per test tile.
@@ -372,8 +384,8 @@ class HSISimulationDataModule(L.LightningDataModule):
         dataset_name: str | None = None, bands: int = 30, tile: int = 32, num_targets: tuple[int, int] = (3, 8),
         subpixel_fraction: float = 0.5, subpixel_abundance: tuple[float, float] = (0.1, 0.5),
         multipixel_abundance: tuple[float, float] = (0.3, 1.0), variability: float = 0.1, background_distortion: float = 0.0,
-        background_warp: float = 0.0, samples_per_epoch: int = 2000,
-        val_per_tile: int = 4,        test_per_tile: int = 8, batch_size: int = 8, num_workers: int = 0, seed: int = 0,
+        background_warp: float = 0.0, val_augment: bool = False, samples_per_epoch: int = 2000,
+        val_per_tile: int = 4, test_per_tile: int = 8, batch_size: int = 8, num_workers: int = 0, seed: int = 0,
         predict_path: str | None = None, predict_score_threshold: float | None = None,
     ) -> None:
         super().__init__()
@@ -385,7 +397,7 @@ class HSISimulationDataModule(L.LightningDataModule):
         self.simulation = {"num_targets": tuple(num_targets), "subpixel_fraction": subpixel_fraction,
                            "subpixel_abundance": tuple(subpixel_abundance), "multipixel_abundance": tuple(multipixel_abundance),
                            "variability": variability}
-        self.background_distortion, self.background_warp = background_distortion, background_warp
+        self.background_distortion, self.background_warp, self.val_augment = background_distortion, background_warp, val_augment
         self.samples_per_epoch, self.val_per_tile, self.test_per_tile = samples_per_epoch, val_per_tile, test_per_tile
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.library: TargetLibrary | None = None
@@ -439,7 +451,9 @@ class HSISimulationDataModule(L.LightningDataModule):
         self.train_set = RandomScenes(split["train"], self.library, self.samples_per_epoch, self.seed,
                                       background_distortion=self.background_distortion, background_warp=self.background_warp,
                                       **self.simulation)
-        self.val_set = FixedScenes(split["val"], self.library, self.val_per_tile, self.seed + 1, **self.simulation)
+        augment = {"background_distortion": self.background_distortion, "background_warp": self.background_warp}
+        self.val_set = FixedScenes(split["val"], self.library, self.val_per_tile, self.seed + 1,
+                                   **(augment if self.val_augment else {}), **self.simulation)
         self.test_set = FixedScenes(split["test"], self.library, self.test_per_tile, self.seed + 2, **self.simulation)
 
     @property
