@@ -135,7 +135,7 @@ def budget_notes(args: argparse.Namespace) -> list[str]:
         notes.append(f"wall time capped at {args.max_seconds:.0f} s per run")
     if args.set:
         notes.append(f"overrides: {' '.join(args.set)}")
-    return notes or ["training budgets as in the configs (the papers' settings)"]
+    return notes or ["training budgets as in the configs (no --max-epochs / --max-steps / --max-seconds cap, no --set)"]
 
 
 @dataclass

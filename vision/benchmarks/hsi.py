@@ -7,7 +7,7 @@
 Trains the small SpecDETR (`vision/configs/specdetr_small_hsi_sim.yaml`) and the dense per-pixel CNN
 (`cnn_hsi_sim.yaml`) on scenes simulated afresh on the training tiles of the shared backgrounds
 (`vision.data.hsi_simulation`), keeps each one's best checkpoint by `val/map50` on the validation
-tiles, and tests it with CEM, ACE, the spectral matched filter and RX (parameter-free, their class
+tiles (their backgrounds augmented as the training ones: `val_augment`), and tests it with CEM, ACE, the spectral matched filter and RX (parameter-free, their class
 signatures the target library's spectra) on the held-out simulated test scenes: one row per method
 with `map` (COCO, IoU 0.5:0.95), `map25`, `map50`, `pixel_roc_auc`, parameters and training seconds.
 Everything goes through the `attn` CLI (`core.bench.train_row`); the runs land in MLflow experiment
@@ -81,7 +81,8 @@ def data_overrides(args: argparse.Namespace) -> tuple[list[str], str, list[str]]
         "per-instance spectral variability, sub-pixel abundance 0.1-0.5 (vision/data/hsi_simulation.py)",
         "CEM / ACE / SMF: the 4 class spectra as signatures (known targets), background statistics per scene; RX: none, boxes "
         "labelled by the nearest class spectrum; boxes = components above the 0.98 quantile of each score map",
-        "SpecDETR / CNN: best checkpoint by val/map50 on the validation tiles",
+        "SpecDETR / CNN: best checkpoint by val/map50 on scenes of the validation tiles, their backgrounds distorted and "
+        "band-warped as the training ones (the configs' val_augment)",
     ]
     if args.data_path is None:
         return [], "hsi_sim", notes
