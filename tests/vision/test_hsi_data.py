@@ -208,7 +208,7 @@ def test_val_augment_touches_validation_scenes_never_test_scenes():
     plain.setup()
     augmented.setup()
     assert np.abs(plain.val_set.scenes[0].cube - augmented.val_set.scenes[0].cube).max() > 0.01
-    for a, b in zip(plain.test_set.scenes, augmented.test_set.scenes):
+    for a, b in zip(plain.test_set.scenes, augmented.test_set.scenes, strict=True):
         np.testing.assert_array_equal(a.cube, b.cube)
 
 

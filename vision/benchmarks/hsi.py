@@ -7,8 +7,9 @@
 Trains the small SpecDETR (`vision/configs/specdetr_small_hsi_sim.yaml`) and the dense per-pixel CNN
 (`cnn_hsi_sim.yaml`) on scenes simulated afresh on the training tiles of the shared backgrounds
 (`vision.data.hsi_simulation`), keeps each one's best checkpoint by `val/map50` on the validation
-tiles (their backgrounds augmented as the training ones: `val_augment`), and tests it with CEM, ACE, the spectral matched filter and RX (parameter-free, their class
-signatures the target library's spectra) on the held-out simulated test scenes: one row per method
+tiles (their backgrounds augmented as the training ones: `val_augment`), and tests it with CEM, ACE,
+the spectral matched filter and RX (parameter-free, their class signatures the target library's
+spectra) on the held-out simulated test scenes: one row per method
 with `map` (COCO, IoU 0.5:0.95), `map25`, `map50`, `pixel_roc_auc`, parameters and training seconds.
 Everything goes through the `attn` CLI (`core.bench.train_row`); the runs land in MLflow experiment
 `vision/hsi_detection/<dataset>`, the table in `bench/hsi`.

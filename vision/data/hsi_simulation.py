@@ -183,6 +183,15 @@ def warp_background(background: np.ndarray, rng: np.random.Generator, shift: flo
     return background[..., low] * (1 - frac) + background[..., low + 1] * frac
 
 
+def augment_background(background: np.ndarray, rng: np.random.Generator, distortion: float, warp: float) -> np.ndarray:
+    """`distort_background` by `distortion`, then `warp_background` by `warp` (either skipped at 0)."""
+    if distortion > 0:
+        background = distort_background(background, rng, distortion)
+    if warp > 0:
+        background = warp_background(background, rng, warp)
+    return background
+
+
 def simulate_scene(
     background: np.ndarray, library: TargetLibrary, rng: np.random.Generator, *, num_targets: tuple[int, int] = (3, 8),
     subpixel_fraction: float = 0.5, subpixel_abundance: tuple[float, float] = (0.1, 0.5),
@@ -263,11 +272,8 @@ class RandomScenes(Dataset):
             background = background[::-1]
         if self.rng.random() < 0.5:
             background = background.transpose(1, 0, 2)
-        background = np.ascontiguousarray(background)
-        if self.background_distortion > 0:
-            background = distort_background(background, self.rng, self.background_distortion)
-        if self.background_warp > 0:
-            background = warp_background(background, self.rng, self.background_warp)
+        background = augment_background(np.ascontiguousarray(background), self.rng, self.background_distortion,
+                                        self.background_warp)
         return to_sample(simulate_scene(background, self.library, self.rng, **self.simulation))
 
 
@@ -278,12 +284,10 @@ class FixedScenes(Dataset):
     def __init__(self, backgrounds: list[np.ndarray], library: TargetLibrary, per_tile: int, seed: int,
                  background_distortion: float = 0.0, background_warp: float = 0.0, **simulation) -> None:
         rng = np.random.default_rng(seed)
-        self.scenes = []
-        for bg in backgrounds:
-            for _ in range(per_tile):
-                background = distort_background(bg, rng, background_distortion) if background_distortion > 0 else bg
-                background = warp_background(background, rng, background_warp) if background_warp > 0 else background
-                self.scenes.append(simulate_scene(background, library, rng, **simulation))
+        self.scenes = [
+            simulate_scene(augment_background(bg, rng, background_distortion, background_warp), library, rng, **simulation)
+            for bg in backgrounds for _ in range(per_tile)
+        ]
 
     def __len__(self) -> int:
         return len(self.scenes)
