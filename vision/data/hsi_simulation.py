@@ -357,7 +357,8 @@ class HSISimulationDataModule(L.LightningDataModule):
         background_distortion: amplitude of the random gain and smooth spectral curve multiplied into
             each training background before the targets are implanted (`distort_background`; 0 = off).
             Training on one sensor's few tiles, it keeps the detector from learning that sensor's
-            background, so it transfers to another's; test scenes are never distorted (validation ones with `val_augment`).
+            background, so it transfers to another's; test scenes are never distorted (validation
+            ones with `val_augment`).
         background_warp: largest shift, in bands, of the smooth random band-axis warp applied to each
             training background after the distortion (`warp_background`; 0 = off): another sensor's
             band centres and removed bands put its resampled bands at other wavelengths.
@@ -452,10 +453,8 @@ class HSISimulationDataModule(L.LightningDataModule):
         if empty:
             raise ValueError(f"vision/data/hsi_simulation.py: no {empty} tiles of side {self.tile} in {names}; use a smaller tile")
         log.info("hsi tiles: %s", {k: len(v) for k, v in split.items()})
-        self.train_set = RandomScenes(split["train"], self.library, self.samples_per_epoch, self.seed,
-                                      background_distortion=self.background_distortion, background_warp=self.background_warp,
-                                      **self.simulation)
         augment = {"background_distortion": self.background_distortion, "background_warp": self.background_warp}
+        self.train_set = RandomScenes(split["train"], self.library, self.samples_per_epoch, self.seed, **augment, **self.simulation)
         self.val_set = FixedScenes(split["val"], self.library, self.val_per_tile, self.seed + 1,
                                    **(augment if self.val_augment else {}), **self.simulation)
         self.test_set = FixedScenes(split["test"], self.library, self.test_per_tile, self.seed + 2, **self.simulation)
