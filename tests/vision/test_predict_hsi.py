@@ -38,12 +38,32 @@ def raw(name: str) -> tuple[np.ndarray, np.ndarray]:
     return content["data"].astype(np.float32), content["map"].astype(bool)
 
 
-def prepared(cube: np.ndarray, bands: int = 30) -> np.ndarray:
-    """The documented preparation, by hand: means of adjacent band groups (edges round(k B / bands)), then one
-    affine map per cube from its 0.1 / 99.9 percentiles."""
-    edges = np.round(np.linspace(0, cube.shape[-1], bands + 1)).astype(int)
-    means = np.stack([cube[..., a:b].astype(np.float64).mean(-1) for a, b in zip(edges, edges[1:], strict=False)], -1)
-    means = means.astype(np.float32)
+def centres(total: int, low: float, high: float, removed: list[tuple[int, int]]) -> np.ndarray:
+    """Evenly spaced band centres less the removed 1-based ranges (the shared scenes' documented bands)."""
+    drop = [i for first, last in removed for i in range(first - 1, last)]
+    return np.delete(np.linspace(low, high, total), drop)
+
+
+WAVELENGTHS = {"sandiego": centres(224, 370, 2510, [(1, 6), (33, 35), (97, 97), (107, 113), (153, 166), (221, 224)]),
+               "hydice": centres(210, 400, 2500, [(1, 4), (76, 76), (87, 87), (101, 111), (136, 153), (198, 210)])}
+
+
+def prepared(cube: np.ndarray, wavelengths: np.ndarray | None = None, bands: int = 30) -> np.ndarray:
+    """The documented preparation, by hand: with band centres, the mean of the bands in each of `bands` equal bins
+    over 430-2370 nm (an empty bin: each pixel's spectrum interpolated at its centre); without, means of adjacent
+    band groups (edges round(k B / bands)); then one affine map per cube from its 0.1 / 99.9 percentiles."""
+    flat = cube.reshape(-1, cube.shape[-1]).astype(np.float64)
+    if wavelengths is None:
+        edges = np.round(np.linspace(0, cube.shape[-1], bands + 1)).astype(int)
+        columns = [flat[:, a:b].mean(-1) for a, b in zip(edges, edges[1:], strict=False)]
+    else:
+        edges = np.linspace(430, 2370, bands + 1)
+        columns = []
+        for a, b in zip(edges, edges[1:], strict=False):
+            inside = (wavelengths >= a) & (wavelengths < b)
+            columns.append(flat[:, inside].mean(-1) if inside.any()
+                           else np.array([np.interp((a + b) / 2, wavelengths, row) for row in flat]))
+    means = np.stack(columns, -1).reshape(*cube.shape[:-1], bands).astype(np.float32)
     lo, hi = np.percentile(means, [0.1, 99.9])
     return ((means - lo) / (hi - lo)).astype(np.float32)
 
@@ -133,20 +153,21 @@ def test_cem_predicts_from_its_checkpoint_alone(fitted, monkeypatch):
     monkeypatch.setattr("vision.data.hsi_simulation.SHARED_SCENES", fitted["root"] / "nowhere")
     hydice, hydice_map = raw("hydice")
     crop = hydice[10:40, 20:60]
-    path = fitted["root"] / "hydice_crop.npy"
-    np.save(path, crop)
+    path = fitted["root"] / "hydice_crop.mat"  # a user's cube with its band centres, in micrometres
+    scipy.io.savemat(path, {"data": crop, "wavelength": WAVELENGTHS["hydice"] / 1000})
     table = predict(fitted["cem"], path, fitted["root"] / "out_cem")
 
-    # the training library by hand: mean spectra of the labelled pixels, and the two ramped copies
+    # the training library by hand: mean spectra of the labelled pixels on the wavelength grid, and the two ramped copies
     sandiego, sandiego_map = raw("sandiego")
-    plane, vehicle = prepared(sandiego)[sandiego_map].mean(0), prepared(hydice)[hydice_map].mean(0)
+    plane = prepared(sandiego, WAVELENGTHS["sandiego"])[sandiego_map].mean(0)
+    vehicle = prepared(hydice, WAVELENGTHS["hydice"])[hydice_map].mean(0)
     ramp = np.linspace(0.7, 1.3, 30)
     signatures = np.stack([plane, vehicle, plane * ramp, vehicle * ramp[::-1]])
     state = torch.load(fitted["cem"], map_location="cpu", weights_only=True)
     np.testing.assert_allclose(state["state_dict"]["model.signatures"].numpy(), signatures, rtol=1e-5)
 
     # CEM by hand on the whole cube: w = R^-1 d / (d^T R^-1 d), R the correlation matrix with its ridge
-    pixels = prepared(crop).reshape(-1, 30).astype(np.float64)
+    pixels = prepared(crop, WAVELENGTHS["hydice"]).reshape(-1, 30).astype(np.float64)
     corr = pixels.T @ pixels / len(pixels)
     corr += 1e-6 * np.trace(corr) / 30 * np.eye(30)
     r_inv_d = np.linalg.solve(corr, signatures.T)

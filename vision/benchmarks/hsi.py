@@ -82,6 +82,8 @@ def data_overrides(args: argparse.Namespace) -> tuple[list[str], str, list[str]]
         "per-instance spectral variability, sub-pixel abundance 0.1-0.5 (vision/data/hsi_simulation.py)",
         "CEM / ACE / SMF: the 4 class spectra as signatures (known targets), background statistics per scene; RX: none, boxes "
         "labelled by the nearest class spectrum; boxes = components above the 0.98 quantile of each score map",
+        "bands: every scene resampled to 30 equal wavelength bins over 430-2370 nm (the shared scenes' band centres from "
+        "their documented sensor ranges and removed bands, vision/data/hsi_wavelengths.py), then normalized per scene",
         "SpecDETR / CNN: best checkpoint by val/map50 on scenes of the validation tiles, their backgrounds distorted and "
         "band-warped as the training ones (the configs' val_augment)",
     ]

@@ -20,8 +20,10 @@ from the cube, partially NaN bands, a header that does not match its file size).
 entirely NaN or constant carry no information and would divide by zero in normalization or
 covariance estimates: they are dropped, and the drop is logged with their indices (an explicit fix).
 
-Spectra are resampled to a fixed band count (`resample_bands`, the paper averages adjacent bands
-150 -> 30) so that one model runs on cubes from different sensors, and each scene is normalized on
+Spectra are resampled to a fixed band count so that one model runs on cubes from different sensors:
+onto equal wavelength bins when the scene's band centres are known (`scene.wavelengths`, from the
+file or `vision.data.hsi_wavelengths.KNOWN_SCENES`; `resample_to_grid`), else by adjacent-band
+means (`resample_bands`, as the paper averages 150 -> 30). Each scene is then normalized on
 its own (`normalize_scene`): `(x - q_low) / (q_high - q_low)` with the 0.1 and 99.9 percentiles over
 all its pixels and bands, one affine map per scene, so spectral shapes are kept and sensors with
 different radiometric units land on a comparable range.
@@ -35,6 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from vision.data.hsi_wavelengths import (
+    WAVELENGTH_RANGE,
+    as_nanometres,
+    known_wavelengths,
+    resample_to_grid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +64,8 @@ class HSIScene:
             components, or from the COCO JSON).
         labels: int `(n,)` class of each box (0 for a binary map).
         dropped_bands: indices of the file's bands dropped as all-NaN or constant.
+        wavelengths: float `(bands,)` band centres in nm (`vision.data.hsi_wavelengths`), or None
+            when neither the file nor `KNOWN_SCENES` gives them.
     """
 
     name: str
@@ -64,6 +75,7 @@ class HSIScene:
     boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     dropped_bands: tuple[int, ...] = ()
+    wavelengths: np.ndarray | None = None
 
 
 def read_scene(path: str | Path, annotations: str | Path | None = None) -> HSIScene:
@@ -92,24 +104,25 @@ def read_cube(path: str | Path) -> HSIScene:
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix == ".hdr":
         return read_envi_scene(path)
+    wavelengths = None
     if path.suffix == ".npy":
         try:
             data = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as err:
             raise ValueError(f"{path}: unreadable .npy file ({err}); save the cube with numpy.save") from None
     elif path.suffix == ".mat":
-        data = _mat_cube(path)
+        data, wavelengths = _mat_cube(path)
     elif path.with_suffix(".hdr").is_file():
         raise ValueError(f"{path}: an ENVI binary file; give its header {path.with_suffix('.hdr').name} instead")
     else:
         raise ValueError(f"{path}: unknown hyperspectral file type {path.suffix!r}; give a .mat, ENVI .hdr or .npy cube")
     if data.ndim != 3:
         raise ValueError(f"{path}: the cube must be H x W x bands; got shape {data.shape}")
-    return _scene(path, data, None)
+    return _scene(path, data, None, wavelengths)
 
 
-def _mat_cube(path: Path) -> np.ndarray:
-    """The cube of a `.mat` file: its `data` key, or its only 3-D numeric array."""
+def _mat_cube(path: Path) -> tuple[np.ndarray, object]:
+    """The cube of a `.mat` file (its `data` key, or its only 3-D numeric array) and its wavelengths, if stored."""
     import scipy.io
     from scipy.io.matlab import MatReadError
 
@@ -118,13 +131,18 @@ def _mat_cube(path: Path) -> np.ndarray:
     except (ValueError, NotImplementedError, OSError, MatReadError) as err:  # v7.3 (HDF5) raises NotImplementedError
         raise ValueError(f"{path}: unreadable .mat file ({err}); save it as MATLAB v5 (save -v7) or as .npy") from None
     if "data" in content:
-        return np.asarray(content["data"])
+        return np.asarray(content["data"]), _mat_wavelengths(content)
     cubes = [k for k, v in content.items() if not k.startswith("__") and isinstance(v, np.ndarray) and v.ndim == 3
              and np.issubdtype(v.dtype, np.number)]
     if len(cubes) != 1:
         keys = sorted(k for k in content if not k.startswith("__"))
         raise ValueError(f"{path}: no 'data' key and {len(cubes)} 3-D arrays (keys {keys}); store the cube as 'data' (H x W x bands)")
-    return np.asarray(content[cubes[0]])
+    return np.asarray(content[cubes[0]]), _mat_wavelengths(content)
+
+
+def _mat_wavelengths(content: dict) -> object:
+    """A `.mat` file's `wavelength` or `wavelengths` entry, or None."""
+    return next((content[k] for k in ("wavelength", "wavelengths") if k in content), None)
 
 
 def list_scenes(folder: str | Path) -> list[Path]:
@@ -158,7 +176,7 @@ def read_mat_scene(path: str | Path, data_key: str = "data", map_key: str = "map
     if data.ndim != 3:
         raise ValueError(f"{path}: '{data_key}' must be H x W x bands; got shape {data.shape}")
     target_map = np.asarray(content[map_key])
-    return _scene(path, data, target_map)
+    return _scene(path, data, target_map, _mat_wavelengths(content))
 
 
 def read_envi_scene(hdr_path: str | Path) -> HSIScene:
@@ -189,7 +207,7 @@ def read_envi_scene(hdr_path: str | Path) -> HSIScene:
     data = np.asarray(envi.open(str(hdr_path), str(binary)).load())
     map_path = hdr_path.with_name(f"{hdr_path.stem}_map.npy")
     target_map = np.load(map_path) if map_path.is_file() else None
-    return _scene(hdr_path, data, target_map)
+    return _scene(hdr_path, data, target_map, header.get("wavelength"))
 
 
 def read_npy_scene(npy_path: str | Path, annotations: str | Path | None = None) -> HSIScene:
@@ -244,15 +262,19 @@ def _envi_binary(hdr_path: Path) -> Path:
     raise ValueError(f"{hdr_path}: no binary file beside the header (tried {hdr_path.stem} with .img/.dat/.raw/.bin/.bsq/.bil/.bip)")
 
 
-def _scene(path: Path, data: np.ndarray, target_map: np.ndarray | None) -> HSIScene:
-    """Check the cube and map, drop dead bands, and box the map's components."""
+def _scene(path: Path, data: np.ndarray, target_map: np.ndarray | None, wavelengths: object = None) -> HSIScene:
+    """Check the cube, map and wavelengths, drop dead bands, and box the map's components."""
     from vision.detection import boxes_from_mask
 
     if not np.issubdtype(data.dtype, np.number):
         raise ValueError(f"{path}: the cube has non-numeric type {data.dtype}")
     cube = data.astype(np.float32)
+    bands = cube.shape[-1]
+    centres = as_nanometres(wavelengths, bands, path) if wavelengths is not None else known_wavelengths(path.stem, bands)
     cube, dropped = drop_dead_bands(cube, path)
-    scene = HSIScene(name=path.stem, path=path, cube=cube, dropped_bands=dropped)
+    if centres is not None and dropped:
+        centres = np.delete(centres, list(dropped))
+    scene = HSIScene(name=path.stem, path=path, cube=cube, dropped_bands=dropped, wavelengths=centres)
     if target_map is not None:
         target_map = np.asarray(target_map)
         if target_map.shape != cube.shape[:2]:
@@ -324,6 +346,18 @@ def normalize_scene(cube: np.ndarray, low: float = NORMALIZE_PERCENTILES[0], hig
     return ((cube - lo) / (hi - lo)).astype(np.float32)
 
 
-def prepare_scene(scene: HSIScene, bands: int) -> np.ndarray:
-    """The cube a model sees: resampled to `bands` and normalized per scene, `(H, W, bands)` float32."""
-    return normalize_scene(resample_bands(scene.cube, bands))
+def resample_scene(scene: HSIScene, bands: int, wavelength_range: tuple[float, float] | None = WAVELENGTH_RANGE) -> np.ndarray:
+    """`scene.cube` with `bands` channels: onto the wavelength grid over `wavelength_range` when the
+    scene's band centres are known and a range is given, else by adjacent-band means (logged when
+    a range was asked for)."""
+    if wavelength_range is not None and scene.wavelengths is not None:
+        return resample_to_grid(scene.cube, scene.wavelengths, bands, wavelength_range)
+    if wavelength_range is not None:
+        log.warning("%s: no band wavelengths (a .mat 'wavelength' vector or an ENVI header's 'wavelength'); "
+                    "resampled by band index", scene.path)
+    return resample_bands(scene.cube, bands)
+
+
+def prepare_scene(scene: HSIScene, bands: int, wavelength_range: tuple[float, float] | None = WAVELENGTH_RANGE) -> np.ndarray:
+    """The cube a model sees: resampled to `bands` (`resample_scene`) and normalized per scene, `(H, W, bands)` float32."""
+    return normalize_scene(resample_scene(scene, bands, wavelength_range))

@@ -5,7 +5,9 @@ scenes; with only two real scenes here (../shared/data/vision/hyperspectral: San
 AVIRIS, 100x100x189; HYDICE urban, 80x100x162), each scene is cut into disjoint square tiles and
 every tile serves one split only, so train, validation and test backgrounds never share a pixel.
 
-Backgrounds: each scene is resampled to `bands` and normalized on its own (`vision.data.hsi`);
+Backgrounds: each scene is resampled to `bands` (onto one wavelength grid, `wavelength_range`, when
+its band centres are known, as for the shared scenes; else by adjacent-band means) and normalized
+on its own (`vision.data.hsi`);
 its labelled pixels (the planes / vehicles of its `map`, dilated by one pixel) are replaced by the
 mean spectrum of the ring of pixels around each component, so no unlabelled real target sits in a
 simulated background.
@@ -37,12 +39,13 @@ sensor), and its scenes are also kept whole (`real_scenes`) so that their real m
 
 Prediction (`attn predict --ckpt_path CKPT --predict_path PATH`): `predict_path` is a cube file
 (`.mat`, ENVI `.hdr` + binary, `.npy`; `vision.data.hsi.read_cube`) or a folder of them. Each cube
-is prepared exactly as the training scenes were: dead bands dropped, resampled to `bands` by
-adjacent-band means (`resample_bands`; by band count, since the training scenes carry no
-wavelengths: bands must run in the training scenes' order, increasing wavelength over a similar
-range), and normalized on its own (`normalize_scene`). It is kept whole, at any size; the task
-tiles it. What this needs from training (the band count, the tile, the target library's class
-names and spectra, the training scenes' band counts) is the DataModule's `state_dict`, saved in
+is prepared exactly as the training scenes were: dead bands dropped, resampled to `bands` (onto the
+training wavelength grid when the cube's band centres are known: a `.mat` `wavelength` vector or an
+ENVI header's `wavelength`; else by adjacent-band means, logged, and its bands must then run in
+increasing wavelength over a range like the training scenes'), and normalized on its own
+(`normalize_scene`). It is kept whole, at any size; the task tiles it. What this needs from
+training (the band count, the wavelength grid, the tile, the target library's class names and
+spectra, the training scenes' band counts) is the DataModule's `state_dict`, saved in
 every checkpoint, so prediction reads no training scene when a checkpoint is given.
 """
 
@@ -69,8 +72,9 @@ from vision.data.hsi import (
     prepare_scene,
     read_cube,
     read_scene,
-    resample_bands,
+    resample_scene,
 )
+from vision.data.hsi_wavelengths import WAVELENGTH_RANGE
 
 log = logging.getLogger(__name__)
 
@@ -348,6 +352,10 @@ class HSISimulationDataModule(L.LightningDataModule):
         dataset_name: the dataset tag and MLflow experiment `vision/hsi_detection/<dataset_name>`
             (default `hsi_sim`, or `hsi_sim_<test folder name>` with `test_path`).
         bands: spectral channels after resampling (the paper: 30).
+        wavelength_range: `(low, high)` nm of the wavelength grid of `bands` equal bins that scenes
+            with known band centres are resampled onto (`vision.data.hsi_wavelengths`; default the
+            span both shared sensors cover), so two sensors' bands meet at the same wavelengths;
+            None resamples every scene by adjacent-band means, the paper's single-sensor rule.
         tile: side of the square background tiles (pixels).
         num_targets: inclusive range of implanted instances per scene.
         subpixel_fraction: share of single-pixel sub-pixel targets.
@@ -386,7 +394,8 @@ class HSISimulationDataModule(L.LightningDataModule):
 
     def __init__(
         self, scene_path: str | None = None, train_scenes: list[str] | None = None, test_path: str | None = None,
-        dataset_name: str | None = None, bands: int = 30, tile: int = 32, num_targets: tuple[int, int] = (3, 8),
+        dataset_name: str | None = None, bands: int = 30, wavelength_range: tuple[float, float] | None = WAVELENGTH_RANGE,
+        tile: int = 32, num_targets: tuple[int, int] = (3, 8),
         subpixel_fraction: float = 0.5, subpixel_abundance: tuple[float, float] = (0.1, 0.5),
         multipixel_abundance: tuple[float, float] = (0.3, 1.0), variability: float = 0.1, background_distortion: float = 0.0,
         background_warp: float = 0.0, val_augment: bool = False, samples_per_epoch: int = 2000,
@@ -399,6 +408,7 @@ class HSISimulationDataModule(L.LightningDataModule):
         self.test_path = test_path
         self.dataset_name = dataset_name or ("hsi_sim" if test_path is None else f"hsi_sim_{Path(test_path).name}")
         self.bands, self.tile = bands, tile
+        self.wavelength_range = tuple(float(w) for w in wavelength_range) if wavelength_range is not None else None
         self.simulation = {"num_targets": tuple(num_targets), "subpixel_fraction": subpixel_fraction,
                            "subpixel_abundance": tuple(subpixel_abundance), "multipixel_abundance": tuple(multipixel_abundance),
                            "variability": variability}
@@ -417,6 +427,7 @@ class HSISimulationDataModule(L.LightningDataModule):
         self.train_band_counts: dict[str, int] = {}  # bands of each training scene after dead-band drop
         self.raw_example: np.ndarray | None = None  # a test tile in file units: the served model's input example
         self.normalize_percentiles: tuple[float, ...] = NORMALIZE_PERCENTILES  # prepare_scene's, for training
+        self._grid_scenes: dict[bool, list[str]] = {}  # scene files read, by whether their wavelengths are known
 
     @property
     def num_classes(self) -> int:
@@ -474,6 +485,7 @@ class HSISimulationDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, object]:
         """What prediction needs from training (module docstring), as plain values and tensors."""
         state: dict[str, object] = {"bands": self.bands, "tile": self.tile, "normalize_percentiles": list(self.normalize_percentiles),
+                                    "wavelength_range": list(self.wavelength_range) if self.wavelength_range else None,
                                     "train_band_counts": dict(self.train_band_counts)}
         if self.library is not None:
             state.update(class_names=list(self.library.names), class_sources=list(self.library.sources),
@@ -484,6 +496,8 @@ class HSISimulationDataModule(L.LightningDataModule):
         """Restore the training state of a checkpoint; its band count and tile are the ones the model was trained with."""
         self.bands, self.tile = int(state["bands"]), int(state["tile"])
         self.normalize_percentiles = tuple(float(q) for q in state.get("normalize_percentiles", NORMALIZE_PERCENTILES))
+        grid = state.get("wavelength_range")  # absent in checkpoints from before the wavelength grid: index means
+        self.wavelength_range = tuple(float(w) for w in grid) if grid else None
         self.train_band_counts = {str(k): int(v) for k, v in dict(state.get("train_band_counts") or {}).items()}
         if "class_names" in state:
             spectra = torch.as_tensor(state["class_spectra"]).float().numpy()
@@ -493,8 +507,20 @@ class HSISimulationDataModule(L.LightningDataModule):
         out = {}
         for path in list_scenes(folder):
             scene = read_scene(path)
-            out[scene.name] = (prepare_scene(scene, self.bands), scene)
+            self._check_wavelengths(scene)
+            out[scene.name] = (prepare_scene(scene, self.bands, self.wavelength_range), scene)
         return out
+
+    def _check_wavelengths(self, scene: HSIScene) -> None:
+        """Refuse to mix scenes resampled onto the wavelength grid with scenes resampled by band index."""
+        if self.wavelength_range is None:
+            return
+        known = scene.wavelengths is not None
+        self._grid_scenes.setdefault(known, []).append(scene.path.name)
+        if len(self._grid_scenes) > 1:
+            raise ValueError(f"{scene.path}: {self._grid_scenes[True]} have band wavelengths and {self._grid_scenes[False]} "
+                             "do not, so their bands would be resampled differently; give every scene its wavelengths "
+                             "(a .mat 'wavelength' vector, an ENVI header's 'wavelength') or set wavelength_range: null")
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.num_workers)
@@ -538,7 +564,7 @@ class HSISimulationDataModule(L.LightningDataModule):
         if self.train_band_counts and bands not in self.train_band_counts.values():
             log.info("%s: %d bands (training scenes: %s) resampled to %d", scene.path, bands, self.train_band_counts, self.bands)
         try:
-            cube = normalize_scene(resample_bands(scene.cube, self.bands), *self.normalize_percentiles)
+            cube = normalize_scene(resample_scene(scene, self.bands, self.wavelength_range), *self.normalize_percentiles)
         except ValueError as err:
             raise ValueError(f"{scene.path}: {err}; a cube needs spectral contrast to be scored") from None
         return PredictCube(scene.path.name, scene.path, cube)
