@@ -124,3 +124,25 @@ def test_scenes_with_and_without_wavelengths_are_not_mixed(tmp_path):
                                  wavelength_range=None)
     dm.setup("fit")  # by band index for every scene: allowed
     assert len(dm.test_set) > 0
+
+
+@needs_scenes
+def test_a_cube_without_wavelengths_is_read_as_the_training_scene_of_its_band_count(tmp_path, caplog):
+    from vision.data.hsi import normalize_scene
+
+    dm = HSISimulationDataModule(tile=16, val_per_tile=1, test_per_tile=1)
+    dm.setup("fit")
+    restored = HSISimulationDataModule()
+    restored.load_state_dict(dm.state_dict())  # what a checkpoint gives `attn predict` and the served model
+    hydice = read_scene(SHARED_SCENES / "hydice.mat")
+    np.save(tmp_path / "served.npy", hydice.cube[:20, :24])
+    with caplog.at_level(logging.INFO, logger="vision.data.hsi_simulation"):
+        prepared = restored.prepare_cube(read_cube(tmp_path / "served.npy"))
+    expected = normalize_scene(resample_to_grid(hydice.cube[:20, :24], KNOWN_SCENES["hydice"], 30))
+    np.testing.assert_allclose(prepared.cube, expected, rtol=1e-6)
+    assert "its 162 bands are read as those of the training scene with 162 bands" in caplog.text
+    np.save(tmp_path / "other.npy", hydice.cube[:20, :24, :100])  # no training scene has 100 bands: by band index
+    with caplog.at_level(logging.WARNING, logger="vision.data.hsi"):
+        other = restored.prepare_cube(read_cube(tmp_path / "other.npy"))
+    np.testing.assert_allclose(other.cube, normalize_scene(resample_bands(hydice.cube[:20, :24, :100], 30)), rtol=1e-6)
+    assert "other.npy: no band wavelengths" in caplog.text

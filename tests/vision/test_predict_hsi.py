@@ -115,7 +115,8 @@ def test_predict_writes_the_tiled_detections_of_the_model(fitted, capsys):
     # the reference: the checkpoint's model on each tile of the hand-prepared cube, boxes moved to the cube,
     # each kept by the tile owning its centre (overlaps split in the middle: rows 10, columns 16 and 26.5)
     task = HSIDetectionTask.load_from_checkpoint(fitted["specdetr"], map_location="cpu").eval()
-    x = torch.from_numpy(prepared(crop).transpose(2, 0, 1).copy())[None]
+    # crop.npy carries no wavelengths; with San Diego's 189 bands it is read as San Diego's (the training scene)
+    x = torch.from_numpy(prepared(crop, WAVELENGTHS["sandiego"]).transpose(2, 0, 1).copy())[None]
     owned_rows, owned_cols = {0: (-np.inf, 10), 4: (10, np.inf)}, {0: (-np.inf, 16), 16: (16, 26.5), 21: (26.5, np.inf)}
     boxes, scores, labels = [], [], []
     score_map = np.full((20, 37), -np.inf, np.float32)

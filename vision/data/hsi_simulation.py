@@ -41,11 +41,13 @@ Prediction (`attn predict --ckpt_path CKPT --predict_path PATH`): `predict_path`
 (`.mat`, ENVI `.hdr` + binary, `.npy`; `vision.data.hsi.read_cube`) or a folder of them. Each cube
 is prepared exactly as the training scenes were: dead bands dropped, resampled to `bands` (onto the
 training wavelength grid when the cube's band centres are known: a `.mat` `wavelength` vector or an
-ENVI header's `wavelength`; else by adjacent-band means, logged, and its bands must then run in
-increasing wavelength over a range like the training scenes'), and normalized on its own
+ENVI header's `wavelength`, or, for a cube without them that has the band count of a training
+scene with known centres (a served array of that sensor), that scene's; else by adjacent-band
+means, logged, and its bands must then run in increasing wavelength over a range like the
+training scenes'), and normalized on its own
 (`normalize_scene`). It is kept whole, at any size; the task tiles it. What this needs from
 training (the band count, the wavelength grid, the tile, the target library's class names and
-spectra, the training scenes' band counts) is the DataModule's `state_dict`, saved in
+spectra, the training scenes' band counts and centres) is the DataModule's `state_dict`, saved in
 every checkpoint, so prediction reads no training scene when a checkpoint is given.
 """
 
@@ -425,6 +427,7 @@ class HSISimulationDataModule(L.LightningDataModule):
         self.predict_cubes: list[PredictCube] = []
         self.predict_skipped = 0
         self.train_band_counts: dict[str, int] = {}  # bands of each training scene after dead-band drop
+        self.train_wavelengths: dict[str, list[float]] = {}  # band centres (nm) of the training scenes that have them
         self.raw_example: np.ndarray | None = None  # a test tile in file units: the served model's input example
         self.normalize_percentiles: tuple[float, ...] = NORMALIZE_PERCENTILES  # prepare_scene's, for training
         self._grid_scenes: dict[bool, list[str]] = {}  # scene files read, by whether their wavelengths are known
@@ -480,13 +483,16 @@ class HSISimulationDataModule(L.LightningDataModule):
         scenes = self._read(self.scene_folder)
         self.library = default_target_library(scenes)
         self.train_band_counts = {name: int(scene.cube.shape[-1]) for name, (_, scene) in scenes.items()}
+        self.train_wavelengths = {name: scene.wavelengths.tolist() for name, (_, scene) in scenes.items()
+                                  if scene.wavelengths is not None}
         return scenes
 
     def state_dict(self) -> dict[str, object]:
         """What prediction needs from training (module docstring), as plain values and tensors."""
         state: dict[str, object] = {"bands": self.bands, "tile": self.tile, "normalize_percentiles": list(self.normalize_percentiles),
                                     "wavelength_range": list(self.wavelength_range) if self.wavelength_range else None,
-                                    "train_band_counts": dict(self.train_band_counts)}
+                                    "train_band_counts": dict(self.train_band_counts),
+                                    "train_wavelengths": {k: list(v) for k, v in self.train_wavelengths.items()}}
         if self.library is not None:
             state.update(class_names=list(self.library.names), class_sources=list(self.library.sources),
                          class_spectra=torch.from_numpy(np.ascontiguousarray(self.library.spectra)))
@@ -499,6 +505,7 @@ class HSISimulationDataModule(L.LightningDataModule):
         grid = state.get("wavelength_range")  # absent in checkpoints from before the wavelength grid: index means
         self.wavelength_range = tuple(float(w) for w in grid) if grid else None
         self.train_band_counts = {str(k): int(v) for k, v in dict(state.get("train_band_counts") or {}).items()}
+        self.train_wavelengths = {str(k): [float(w) for w in v] for k, v in dict(state.get("train_wavelengths") or {}).items()}
         if "class_names" in state:
             spectra = torch.as_tensor(state["class_spectra"]).float().numpy()
             self.library = TargetLibrary(spectra, tuple(state["class_names"]), tuple(state["class_sources"]))
@@ -563,6 +570,13 @@ class HSISimulationDataModule(L.LightningDataModule):
         bands = int(scene.cube.shape[-1])
         if self.train_band_counts and bands not in self.train_band_counts.values():
             log.info("%s: %d bands (training scenes: %s) resampled to %d", scene.path, bands, self.train_band_counts, self.bands)
+        if scene.wavelengths is None and self.wavelength_range is not None:
+            same = {tuple(self.train_wavelengths[n]) for n, count in self.train_band_counts.items()
+                    if count == bands and n in self.train_wavelengths}
+            if len(same) == 1:  # a cube of a training sensor's band count, e.g. a served array: that sensor's bands
+                scene.wavelengths = np.array(same.pop())
+                log.info("%s: no band wavelengths; its %d bands are read as those of the training scene with %d bands",
+                         scene.path, bands, bands)
         try:
             cube = normalize_scene(resample_scene(scene, self.bands, self.wavelength_range), *self.normalize_percentiles)
         except ValueError as err:
