@@ -15,8 +15,8 @@ Where the centres come from:
   anomaly-detection literature lists them (San Diego: AVIRIS, 224 bands over 370-2510 nm, bands
   1-6, 33-35, 97, 107-113, 153-166 and 221-224 removed; HYDICE urban: 210 bands over 400-2500 nm,
   bands 1-4, 76, 87, 101-111, 136-153 and 198-210 removed). The true centres are not exactly even
-  (AVIRIS has four spectrometers, HYDICE a varying bandwidth); the error is a fraction of the
-  65-nm bins of a 30-band grid.
+  (AVIRIS has four spectrometers, HYDICE a varying bandwidth), and that error is not measured
+  here; the bins of a 30-band grid are 65 nm wide.
 Values above 100 are read as nanometres, smaller ones as micrometres.
 """
 
