@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import scipy.io
 
-from vision.data.hsi import read_cube, read_mat_scene, read_scene, resample_bands, resample_scene
+from vision.data.hsi import (
+    normalize_scene,
+    read_cube,
+    read_mat_scene,
+    read_scene,
+    resample_bands,
+    resample_scene,
+)
 from vision.data.hsi_simulation import SHARED_SCENES, HSISimulationDataModule
 from vision.data.hsi_wavelengths import KNOWN_SCENES, band_centres, resample_to_grid
 
@@ -128,8 +135,6 @@ def test_scenes_with_and_without_wavelengths_are_not_mixed(tmp_path):
 
 @needs_scenes
 def test_a_cube_without_wavelengths_is_read_as_the_training_scene_of_its_band_count(tmp_path, caplog):
-    from vision.data.hsi import normalize_scene
-
     dm = HSISimulationDataModule(tile=16, val_per_tile=1, test_per_tile=1)
     dm.setup("fit")
     restored = HSISimulationDataModule()

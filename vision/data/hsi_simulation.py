@@ -56,7 +56,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import lightning as L
@@ -334,6 +334,16 @@ class PredictCubes(Dataset):
         return torch.from_numpy(np.ascontiguousarray(item.cube.transpose(2, 0, 1))), {"file": item.name}
 
 
+def check_same_resampling(scenes: Sequence[HSIScene], wavelength_range: tuple[float, float] | None) -> None:
+    """Refuse to mix scenes resampled onto the wavelength grid with scenes resampled by band index."""
+    known = [s.path.name for s in scenes if s.wavelengths is not None]
+    unknown = [s for s in scenes if s.wavelengths is None]
+    if wavelength_range is not None and known and unknown:
+        raise ValueError(f"{unknown[0].path}: {known} have band wavelengths and {[s.path.name for s in unknown]} do not, so "
+                         "their bands would be resampled differently; give every scene its wavelengths (a .mat 'wavelength' "
+                         "vector, an ENVI header's 'wavelength') or set wavelength_range: null")
+
+
 def _seed_worker(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     info.dataset.rng = np.random.default_rng([info.dataset.seed, worker_id, torch.initial_seed() % 2**32])
@@ -430,7 +440,6 @@ class HSISimulationDataModule(L.LightningDataModule):
         self.train_wavelengths: dict[str, list[float]] = {}  # band centres (nm) of the training scenes that have them
         self.raw_example: np.ndarray | None = None  # a test tile in file units: the served model's input example
         self.normalize_percentiles: tuple[float, ...] = NORMALIZE_PERCENTILES  # prepare_scene's, for training
-        self._grid_scenes: dict[bool, list[str]] = {}  # scene files read, by whether their wavelengths are known
 
     @property
     def num_classes(self) -> int:
@@ -456,7 +465,9 @@ class HSISimulationDataModule(L.LightningDataModule):
                 self.split_tiles.setdefault(part, []).append(f"{name}@{r},{c}")
         if self.test_path is not None:
             split["test"], self.split_tiles["test"] = [], []
-            for name, (cube, scene) in self._read(Path(self.test_path)).items():
+            test_scenes = self._read(Path(self.test_path))
+            check_same_resampling([s for _, s in (*scenes.values(), *test_scenes.values())], self.wavelength_range)
+            for name, (cube, scene) in test_scenes.items():
                 background = clean_background(cube, scene.map)
                 for r, c in tiles(background.shape[:2], self.tile):
                     split["test"].append(background[r:r + self.tile, c:c + self.tile])
@@ -481,6 +492,7 @@ class HSISimulationDataModule(L.LightningDataModule):
     def _training_scenes(self) -> dict[str, tuple[np.ndarray, HSIScene]]:
         """The prepared labelled scenes of `scene_path`; sets the target library and the training band counts."""
         scenes = self._read(self.scene_folder)
+        check_same_resampling([scene for _, scene in scenes.values()], self.wavelength_range)
         self.library = default_target_library(scenes)
         self.train_band_counts = {name: int(scene.cube.shape[-1]) for name, (_, scene) in scenes.items()}
         self.train_wavelengths = {name: scene.wavelengths.tolist() for name, (_, scene) in scenes.items()
@@ -514,20 +526,8 @@ class HSISimulationDataModule(L.LightningDataModule):
         out = {}
         for path in list_scenes(folder):
             scene = read_scene(path)
-            self._check_wavelengths(scene)
             out[scene.name] = (prepare_scene(scene, self.bands, self.wavelength_range), scene)
         return out
-
-    def _check_wavelengths(self, scene: HSIScene) -> None:
-        """Refuse to mix scenes resampled onto the wavelength grid with scenes resampled by band index."""
-        if self.wavelength_range is None:
-            return
-        known = scene.wavelengths is not None
-        self._grid_scenes.setdefault(known, []).append(scene.path.name)
-        if len(self._grid_scenes) > 1:
-            raise ValueError(f"{scene.path}: {self._grid_scenes[True]} have band wavelengths and {self._grid_scenes[False]} "
-                             "do not, so their bands would be resampled differently; give every scene its wavelengths "
-                             "(a .mat 'wavelength' vector, an ENVI header's 'wavelength') or set wavelength_range: null")
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.num_workers)
@@ -574,7 +574,7 @@ class HSISimulationDataModule(L.LightningDataModule):
             same = {tuple(self.train_wavelengths[n]) for n, count in self.train_band_counts.items()
                     if count == bands and n in self.train_wavelengths}
             if len(same) == 1:  # a cube of a training sensor's band count, e.g. a served array: that sensor's bands
-                scene.wavelengths = np.array(same.pop())
+                scene = replace(scene, wavelengths=np.array(same.pop()))
                 log.info("%s: no band wavelengths; its %d bands are read as those of the training scene with %d bands",
                          scene.path, bands, bands)
         try:
