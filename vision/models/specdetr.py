@@ -28,6 +28,7 @@ from torchvision.ops import nms
 
 from core.attention import Kernel
 from vision.detection import Detections, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
+from vision.flip_ensemble import flip_ensemble
 from vision.models.specdetr_blocks import (
     DeformableAttention,
     SpecDETRDecoderLayer,
@@ -92,6 +93,9 @@ class SpecDETR(nn.Module):
         dropout: dropout in attention outputs and FFNs (paper: 0).
         max_detections: top scores kept per image before NMS (paper: 300).
         nms_iou: IoU of class-agnostic NMS at inference (paper: 0.01).
+        test_time_augment: detect on the 8 flips / transposes of the input and fuse their boxes per
+            class (`vision.flip_ensemble`; then no class-agnostic NMS). Not the paper's: an addition
+            of this suite, off by default (README, "Benchmark (hyperspectral detection)").
     """
 
     role: ClassVar[str] = "model"
@@ -102,7 +106,7 @@ class SpecDETR(nn.Module):
         candidate_box_size: float = 0.01, position_temperature: float = 20.0, denoising: bool = True,
         num_denoising_queries: int = 200, label_noise_scale: float = 0.5, box_noise_scale: float = 1.5,
         decoder_self_attention: bool = False, kernel: Kernel = "auto", dropout: float = 0.0, max_detections: int = 300,
-        nms_iou: float = 0.01,
+        nms_iou: float = 0.01, test_time_augment: bool = False,
     ) -> None:
         super().__init__()
         if embed_dim % 2:
@@ -113,6 +117,7 @@ class SpecDETR(nn.Module):
         self.denoising, self.num_denoising_queries = denoising, num_denoising_queries
         self.label_noise_scale, self.box_noise_scale = label_noise_scale, box_noise_scale
         self.kernel, self.max_detections, self.nms_iou = kernel, max_detections, nms_iou
+        self.test_time_augment = test_time_augment
         self.num_levels = 2  # the pixel map and the global mean token
         ffn_dim = ffn_ratio * embed_dim
         self.embed = nn.Conv2d(in_channels, embed_dim, kernel_size=1)
@@ -286,7 +291,16 @@ class SpecDETR(nn.Module):
 
     @torch.no_grad()
     def detect(self, outputs: DETROutput, cube: Tensor | None = None) -> list[Detections]:
-        """Detections per image: top `max_detections` (query, class) scores of the last layer, then class-agnostic NMS."""
+        """Detections per image: top `max_detections` (query, class) scores of the last layer, then class-agnostic NMS.
+
+        With `test_time_augment` and the `cube` of `outputs`, the fused detections of its 8 views instead.
+        """
+        if self.test_time_augment and cube is not None:
+            return flip_ensemble(lambda view: self.top_detections(self(view), suppress=False), cube)
+        return self.top_detections(outputs)
+
+    def top_detections(self, outputs: DETROutput, suppress: bool = True) -> list[Detections]:
+        """The last layer's top `max_detections` (query, class) scores per image, class-agnostic NMS if `suppress`."""
         h, w = outputs.image_size
         logits = outputs.logits[-1][:, outputs.num_denoising:]
         boxes = box_cxcywh_to_xyxy(outputs.boxes[-1][:, outputs.num_denoising:]) * logits.new_tensor([w, h, w, h])
@@ -297,7 +311,7 @@ class SpecDETR(nn.Module):
             chosen = bx[query]
             chosen[:, 0::2] = chosen[:, 0::2].clamp(0, w)
             chosen[:, 1::2] = chosen[:, 1::2].clamp(0, h)
-            keep = nms(chosen, scores, self.nms_iou)
+            keep = nms(chosen, scores, self.nms_iou) if suppress else torch.arange(len(scores), device=scores.device)
             out.append(Detections(chosen[keep].cpu(), scores[keep].cpu(), labels[keep].cpu()))
         return out
 
