@@ -123,9 +123,10 @@ def test_predict_writes_the_tiled_detections_of_the_model(fitted, capsys):
     with torch.no_grad():
         for r, (top, bottom) in owned_rows.items():
             for c, (left, right) in owned_cols.items():
-                out = task.model(x[:, :, r:r + 16, c:c + 16])
+                tile = x[:, :, r:r + 16, c:c + 16]
+                out = task.model(tile)
                 score_map[r:r + 16, c:c + 16] = np.maximum(score_map[r:r + 16, c:c + 16], task.model.pixel_scores(out)[0].numpy())
-                det = task.model.detect(out)[0]
+                det = task.model.detect(out, tile)[0]  # the tile: the config's flip ensemble needs it
                 b = det.boxes.numpy() + [c, r, c, r]
                 cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
                 keep = (cy >= top) & (cy < bottom) & (cx >= left) & (cx < right)
