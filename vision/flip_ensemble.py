@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 from torch import Tensor
-from torchvision.ops import box_iou
 
 from vision.detection import Detections
 
@@ -59,41 +59,50 @@ def invert_boxes(boxes: Tensor, view: View, size: tuple[int, int]) -> Tensor:
 
 def fuse_detections(found: list[Detections], count: int, iou: float = 0.3) -> Detections:
     """Weighted box fusion of the detections of `count` views of one image (module docstring)."""
-    boxes = torch.cat([d.boxes.float() for d in found])
-    scores = torch.cat([d.scores.float() for d in found])
+    boxes = torch.cat([d.boxes.detach().float() for d in found]).numpy()
+    scores = torch.cat([d.scores.detach().float() for d in found]).numpy()
     labels = torch.cat([d.labels for d in found])
-    order = scores.argsort(descending=True, stable=True)
-    weighted: list[Tensor] = []  # per cluster: sum of score x box
-    weight: list[float] = []
-    cluster_labels: list[int] = []
-    for box, score, label in zip(boxes[order], scores[order].tolist(), labels[order].tolist(), strict=True):
-        joined = -1
-        if weighted:
-            fused = torch.stack(weighted) / torch.tensor(weight)[:, None]
-            overlap = box_iou(box[None], fused)[0]
-            overlap[torch.tensor(cluster_labels) != label] = -1.0
+    classes = labels.numpy()
+    weighted = np.zeros((len(scores), 4))  # per cluster: sum of score x box
+    weight = np.zeros(len(scores))
+    cluster_labels = np.zeros(len(scores), classes.dtype)
+    clusters = 0
+    for i in np.argsort(-scores, kind="stable"):
+        box, score = boxes[i], float(scores[i])
+        if clusters:
+            overlap = _iou(box, weighted[:clusters] / weight[:clusters, None])
+            overlap[cluster_labels[:clusters] != classes[i]] = -1.0
             best = int(overlap.argmax())
             if overlap[best] > iou:
-                joined = best
-        if joined < 0:
-            weighted.append(box * score)
-            weight.append(score)
-            cluster_labels.append(label)
-        else:
-            weighted[joined] = weighted[joined] + box * score
-            weight[joined] += score
-    if not weighted:
-        return Detections(boxes[:0], scores[:0], labels[:0])
-    total = torch.tensor(weight)
-    return Detections(torch.stack(weighted) / total[:, None], total / count, torch.tensor(cluster_labels, dtype=labels.dtype))
+                weighted[best] += box * score
+                weight[best] += score
+                continue
+        weighted[clusters], weight[clusters], cluster_labels[clusters] = box * score, score, classes[i]
+        clusters += 1
+    fused = weighted[:clusters] / np.maximum(weight[:clusters, None], 1e-30)
+    return Detections(torch.from_numpy(fused.astype(np.float32)), torch.from_numpy((weight[:clusters] / count).astype(np.float32)),
+                      torch.from_numpy(cluster_labels[:clusters]).to(labels.dtype))
 
 
-def flip_ensemble(detect: Callable[[Tensor], list[Detections]], image: Tensor, iou: float = 0.3) -> list[Detections]:
-    """`detect` run on the 8 views of `image (b, c, H, W)`, each view's boxes mapped back, fused per image."""
+def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """IoU of one x0 y0 x1 y1 `box (4,)` with each of `others (n, 4)` (0 where both are empty)."""
+    wh = np.clip(np.minimum(box[2:], others[:, 2:]) - np.maximum(box[:2], others[:, :2]), 0, None)
+    inter = wh[:, 0] * wh[:, 1]
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1]) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def flip_ensemble(detect: Callable[[Tensor], list[Detections]], image: Tensor, iou: float = 0.3,
+                  identity: list[Detections] | None = None) -> list[Detections]:
+    """`detect` run on the 8 views of `image (b, c, H, W)`, each view's boxes mapped back, fused per image.
+
+    `identity`: the detections of `image` itself when the caller has them (they are not computed again).
+    """
     size = (image.shape[-2], image.shape[-1])
     per_image: list[list[Detections]] = [[] for _ in range(image.shape[0])]
     all_views = list(views())
     for view in all_views:
-        for i, d in enumerate(detect(apply_view(image, view))):
+        found = identity if identity is not None and not any(view) else detect(apply_view(image, view))
+        for i, d in enumerate(found):
             per_image[i].append(Detections(invert_boxes(d.boxes, view, size), d.scores, d.labels))
     return [fuse_detections(found, len(all_views), iou) for found in per_image]

@@ -296,7 +296,8 @@ class SpecDETR(nn.Module):
         With `test_time_augment` and the `cube` of `outputs`, the fused detections of its 8 views instead.
         """
         if self.test_time_augment and cube is not None:
-            return flip_ensemble(lambda view: self.top_detections(self(view), suppress=False), cube)
+            return flip_ensemble(lambda view: self.top_detections(self(view), suppress=False), cube,
+                                 identity=self.top_detections(outputs, suppress=False))
         return self.top_detections(outputs)
 
     def top_detections(self, outputs: DETROutput, suppress: bool = True) -> list[Detections]:
